@@ -1,0 +1,77 @@
+/** Composition root: wires the agent host, settings, REST client, git, destination and the orchestrator. */
+import { promises as fsp } from 'fs';
+import * as path from 'path';
+import { DevOpsClient } from '../../../common/src/devops';
+import { BlobDestination, Destination, FolderDestination } from '../../../common/src/destinations';
+import { errorMessage, InputError, RunError } from '../../../common/src/errors';
+import { redact, safeUrl } from '../../../common/src/credentials';
+import { Git } from '../../../common/src/git';
+import { TaskHost, TaskOutcome } from '../../../common/src/host';
+import { runBackup } from './backup';
+import { counts, summaryMarkdown } from './report';
+import { BackupSettings, readBackupSettings } from './settings';
+import taskJson from '../task.json';
+
+export const TASK_VERSION = `${taskJson.version.Major}.${taskJson.version.Minor}.${taskJson.version.Patch}`;
+
+export function destinationFor(settings: BackupSettings): { destination: Destination; description: string } {
+  const d = settings.destination;
+  if (d.kind === 'azureBlob') {
+    const description = `Azure Blob container ${safeUrl(d.sas.containerUrl)}`;
+    return { destination: new BlobDestination(d.sas.url, description, d.accessTier), description };
+  }
+  const destination = new FolderDestination(d.path);
+  return { destination, description: destination.description };
+}
+
+export async function run(host: TaskHost, signal?: AbortSignal): Promise<TaskOutcome> {
+  let settings: BackupSettings;
+  try {
+    settings = await readBackupSettings(host, TASK_VERSION);
+  } catch (err) {
+    return fail(host, err);
+  }
+  const { destination, description } = destinationFor(settings);
+  host.info(`RepoBackup ${TASK_VERSION}: ${settings.organization.url} → ${description}${settings.dryRun ? ' (dry run)' : ''}`);
+  try {
+    const outcome = await runBackup(settings, {
+      log: host,
+      progress: (p, t) => host.setProgress(p, t),
+      devops: new DevOpsClient(settings.organization.url, settings.credentials, host),
+      git: new Git(host),
+      destination: settings.dryRun ? undefined : destination,
+      gitEnv: (remoteUrl) => settings.credentials.gitEnv(remoteUrl),
+      signal,
+    });
+    if (signal?.aborted) {
+      host.setResult('Failed', 'Canceled: the backup was stopped before it finished; no manifest was written.');
+      return 'Failed';
+    }
+    const summaryPath = path.join(settings.run.tempDir, `repobackup-summary-${settings.run.id}-${settings.shard.position}.md`);
+    await fsp.writeFile(summaryPath, summaryMarkdown(settings, outcome.plan, outcome.report, description, outcome.manifest));
+    host.uploadSummary(summaryPath);
+
+    const c = counts(outcome.report.results);
+    const tally = `${c.ok} backed up, ${c.failed} failed, ${c.skipped} skipped`;
+    let result: TaskOutcome = 'Succeeded';
+    let message = settings.dryRun ? `Dry run: ${outcome.plan.selected.length} repositories would be backed up, ${outcome.plan.skipped.length} skipped` : tally;
+    if (c.failed > 0) {
+      result = settings.onRepoFailure === 'warn' ? 'SucceededWithIssues' : 'Failed';
+      message = `${tally}: ${outcome.report.results.filter((r) => r.status === 'failed').map((r) => `${r.repo.project.name}/${r.repo.name}`).slice(0, 5).join(', ')}${c.failed > 5 ? ', …' : ''}`;
+    } else if (outcome.report.warnings.length > 0) {
+      result = 'SucceededWithIssues';
+      message = `${message}; ${outcome.report.warnings.length} warning(s)`;
+    }
+    host.setResult(result, message);
+    return result;
+  } catch (err) {
+    return fail(host, err);
+  }
+}
+
+function fail(host: TaskHost, err: unknown): TaskOutcome {
+  const message = redact(errorMessage(err));
+  if (!(err instanceof InputError) && !(err instanceof RunError)) host.debug(redact(String((err as Error)?.stack ?? err)));
+  host.setResult('Failed', message);
+  return 'Failed';
+}

@@ -1,0 +1,118 @@
+/** Manifest (JSON stored next to the archives) and the markdown summary attached to the run. */
+import { RepoInfo } from '../../../common/src/devops';
+import { Plan } from './plan';
+import { BackupSettings } from './settings';
+
+export type RepoStatus = 'ok' | 'skipped' | 'failed';
+
+export interface RepoResult {
+  repo: RepoInfo;
+  status: RepoStatus;
+  archive?: string;
+  sha256?: string;
+  /** Archive bytes. */
+  size?: number;
+  refs?: number;
+  head?: string;
+  lfsObjects?: number;
+  lfsBytes?: number;
+  missingLfsObjects?: string[];
+  mirrorBytes?: number;
+  error?: string;
+  durationMs: number;
+}
+
+export interface RunReport {
+  results: RepoResult[];
+  startedAt: Date;
+  finishedAt: Date;
+  warnings: string[];
+}
+
+export function counts(results: RepoResult[]) {
+  const c = { ok: 0, skipped: 0, failed: 0, bytes: 0 };
+  for (const r of results) {
+    c[r.status]++;
+    c.bytes += r.size ?? 0;
+  }
+  return c;
+}
+
+export function buildManifest(settings: BackupSettings, plan: Plan, report: RunReport, destination: string) {
+  return {
+    schemaVersion: 1,
+    tool: 'RepoBackup',
+    taskVersion: settings.run.taskVersion,
+    organization: { name: settings.organization.name, url: settings.organization.url },
+    run: {
+      id: settings.run.id,
+      attempt: settings.run.attempt,
+      buildNumber: settings.run.buildNumber,
+      definition: settings.run.definition,
+      startedAt: report.startedAt.toISOString(),
+      finishedAt: report.finishedAt.toISOString(),
+      durationMs: report.finishedAt.getTime() - report.startedAt.getTime(),
+      shard: settings.shard,
+      folder: plan.runFolder,
+    },
+    options: {
+      archiveFormat: settings.archiveFormat,
+      includeLfs: settings.includeLfs,
+      includeWikis: settings.includeWikis,
+      verify: settings.verify,
+      filter: settings.filter.describe(),
+      destination,
+    },
+    totals: { listed: plan.listed, ...counts(report.results), otherShards: plan.otherShards },
+    repositories: report.results.map((r) => ({
+      project: r.repo.project.name,
+      projectId: r.repo.project.id,
+      repository: r.repo.name,
+      id: r.repo.id,
+      isWiki: r.repo.isWiki,
+      status: r.status,
+      archive: r.archive ?? null,
+      sha256: r.sha256 ?? null,
+      size: r.size ?? null,
+      refs: r.refs ?? null,
+      defaultBranch: r.repo.defaultBranch ?? null,
+      head: r.head ?? null,
+      lfsObjects: r.lfsObjects ?? null,
+      lfsBytes: r.lfsBytes ?? null,
+      missingLfsObjects: r.missingLfsObjects?.length ? r.missingLfsObjects : undefined,
+      sourceSize: r.repo.size,
+      mirrorBytes: r.mirrorBytes ?? null,
+      error: r.error ?? null,
+      durationMs: r.durationMs,
+    })),
+  };
+}
+
+export function formatBytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  const units = ['KB', 'MB', 'GB', 'TB'];
+  let v = n;
+  let i = -1;
+  do { v /= 1024; i++; } while (v >= 1024 && i < units.length - 1);
+  return `${v.toFixed(v < 10 ? 1 : 0)} ${units[i]}`;
+}
+
+const cell = (s: string) => s.replace(/\|/g, '\\|').replace(/\r?\n/g, ' ');
+
+export function summaryMarkdown(settings: BackupSettings, plan: Plan, report: RunReport, destination: string, manifestStored?: string): string {
+  const c = counts(report.results);
+  const seconds = ((report.finishedAt.getTime() - report.startedAt.getTime()) / 1000).toFixed(1);
+  const lines = [
+    `### RepoBackup: ${c.ok} backed up, ${c.failed} failed, ${c.skipped} skipped${settings.dryRun ? ' (dry run)' : ''}`,
+    '',
+    `Organization **${settings.organization.name}** → ${destination}${settings.shard.total > 1 ? ` · job ${settings.shard.position} of ${settings.shard.total}` : ''} · ${formatBytes(c.bytes)} in ${seconds} s`,
+    manifestStored ? `\nManifest: \`${manifestStored}\`` : '',
+    ...report.warnings.map((w) => `\n> ⚠️ ${cell(w)}`),
+    '',
+    '| Status | Project | Repository | Archive | Size | Refs | LFS objects | Time | Note |',
+    '|---|---|---|---|---:|---:|---:|---:|---|',
+    ...report.results.map((r) =>
+      `| ${r.status === 'ok' ? '✅ ok' : r.status === 'failed' ? '❌ failed' : '⏭️ skipped'} | ${cell(r.repo.project.name)} | ${cell(r.repo.name)}${r.repo.isWiki ? ' (wiki)' : ''} | ${r.archive ? `\`${cell(r.archive.slice(plan.runFolder.length + 1))}\`` : ''} | ${r.size !== undefined ? formatBytes(r.size) : ''} | ${r.refs ?? ''} | ${r.lfsObjects ?? ''} | ${(r.durationMs / 1000).toFixed(1)} s | ${cell(r.error ?? '')} |`),
+  ];
+  return lines.join('\n') + '\n';
+}

@@ -1,0 +1,124 @@
+/** RepoBackup@1's inputs → one typed, validated settings object. Every validation message lives here. */
+import { promises as fsp, constants as fsc } from 'fs';
+import * as path from 'path';
+import { ArchiveFormat } from '../../../common/src/archive';
+import { DevOpsCredentials, registerSasSecrets } from '../../../common/src/credentials';
+import { InputError } from '../../../common/src/errors';
+import { TaskHost } from '../../../common/src/host';
+import {
+  Organization, readBoolean, readCredentials, readInteger, readOrganization, readPickList, readTempDir,
+} from '../../../common/src/inputs';
+import { ContainerSas, parseContainerSas } from '../../../common/src/sas';
+import { parseFilter, RepoFilter } from './filter';
+
+export type DestinationSettings =
+  | { kind: 'azureBlob'; sas: ContainerSas; accessTier?: string }
+  | { kind: 'folder'; path: string };
+
+export interface RunInfo {
+  /** Build.BuildId, or a local stamp outside a pipeline. */
+  id: string;
+  attempt: number;
+  startedAt: Date;
+  tempDir: string;
+  taskVersion: string;
+  buildNumber?: string;
+  definition?: string;
+}
+
+export interface BackupSettings {
+  organization: Organization;
+  credentials: DevOpsCredentials;
+  destination: DestinationSettings;
+  filter: RepoFilter;
+  includeLfs: boolean;
+  includeWikis: boolean;
+  archiveFormat: ArchiveFormat;
+  concurrency: number;
+  onRepoFailure: 'fail' | 'warn';
+  verify: boolean;
+  dryRun: boolean;
+  /** 1-based position of this job among `total` parallel jobs. */
+  shard: { position: number; total: number };
+  run: RunInfo;
+}
+
+export const MAX_CONCURRENCY = 64;
+
+export async function readBackupSettings(host: TaskHost, taskVersion: string, now = new Date()): Promise<BackupSettings> {
+  const organization = readOrganization(host);
+  const credentials = readCredentials(host);
+  const destination = await readDestination(host, now);
+  const filter = parseFilter(host.input('repositories'));
+  const archiveFormat = readPickList(host, 'archiveFormat', ['zip', 'tar.gz'] as const, 'zip');
+  const concurrency = readInteger(host, 'concurrency', 4, 1, MAX_CONCURRENCY);
+  const onRepoFailure = readPickList(host, 'onRepoFailure', ['fail', 'warn'] as const, 'fail');
+  const includeLfs = readBoolean(host, 'includeLfs', true);
+  const includeWikis = readBoolean(host, 'includeWikis', true);
+  const verify = readBoolean(host, 'verify', true);
+  const dryRun = readBoolean(host, 'dryRun', false);
+  return {
+    organization, credentials, destination, filter, includeLfs, includeWikis, archiveFormat, concurrency,
+    onRepoFailure, verify, dryRun,
+    shard: readShard(host),
+    run: readRun(host, taskVersion, now),
+  };
+}
+
+async function readDestination(host: TaskHost, now: Date): Promise<DestinationSettings> {
+  const kind = readPickList(host, 'destination', ['azureBlob', 'folder'] as const, 'azureBlob');
+  if (kind === 'azureBlob') {
+    const raw = host.input('sasUrl');
+    if (!raw) {
+      throw new InputError('sasUrl', 'is empty. Give a container SAS URL with create+write rights (store it as a secret variable, e.g. sasUrl: $(BackupSasUrl)), or set destination: folder.');
+    }
+    let parsed: URL | undefined;
+    try { parsed = new URL(raw); } catch { /* reported below */ }
+    if (parsed) registerSasSecrets(parsed, host);
+    const sas = parseContainerSas(raw, 'sasUrl', { anyOf: ['c', 'w'], purpose: 'uploading backups' }, host, now);
+    const accessTier = readPickList(host, 'accessTier', ['', 'Hot', 'Cool', 'Cold', 'Archive'] as const, '');
+    return { kind, sas, accessTier: accessTier || undefined };
+  }
+  const folder = host.input('folderPath');
+  if (!folder) throw new InputError('folderPath', 'is empty while destination is folder. Enter an existing folder or file share path the agent can write to.');
+  const resolved = path.resolve(folder);
+  try {
+    const stat = await fsp.stat(resolved);
+    if (!stat.isDirectory()) throw new InputError('folderPath', `'${folder}' is not a folder.`);
+    await fsp.access(resolved, fsc.W_OK);
+    const probe = path.join(resolved, `.repobackup-write-test-${process.pid}`);
+    await fsp.writeFile(probe, '');
+    await fsp.rm(probe, { force: true });
+  } catch (err) {
+    if (err instanceof InputError) throw err;
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new InputError('folderPath', code === 'ENOENT'
+      ? `'${folder}' does not exist. Create it first (the task does not create the root of a share).`
+      : `'${folder}' is not writable by the agent (${code ?? 'error'}). Grant the agent's account write access.`);
+  }
+  return { kind, path: resolved };
+}
+
+function readShard(host: TaskHost): { position: number; total: number } {
+  const total = Number.parseInt(host.variable('System.TotalJobsInPhase') ?? '1', 10);
+  const position = Number.parseInt(host.variable('System.JobPositionInPhase') ?? '1', 10);
+  if (!Number.isInteger(total) || total < 1 || !Number.isInteger(position) || position < 1 || position > total) {
+    return { position: 1, total: 1 };
+  }
+  return { position, total };
+}
+
+function readRun(host: TaskHost, taskVersion: string, now: Date): RunInfo {
+  const buildId = host.variable('Build.BuildId');
+  const attempt = Number.parseInt(host.variable('System.JobAttempt') ?? '1', 10);
+  const stamp = now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+  return {
+    id: buildId && /^[\w.-]+$/.test(buildId) ? buildId : `local-${stamp}`,
+    attempt: Number.isInteger(attempt) && attempt > 0 ? attempt : 1,
+    startedAt: now,
+    tempDir: readTempDir(host),
+    taskVersion,
+    buildNumber: host.variable('Build.BuildNumber'),
+    definition: host.variable('Build.DefinitionName'),
+  };
+}

@@ -1,0 +1,26 @@
+/**
+ * Cancellation as the agent does it: SIGINT, then SIGTERM a few seconds later. The first signal aborts the
+ * run (git children are ended, temp folders removed by the `finally` blocks); a second one, or a run that does
+ * not wind down within `graceMs`, exits at once.
+ */
+export function runWithCancellation(main: (signal: AbortSignal) => Promise<unknown>, graceMs = 4000): void {
+  const controller = new AbortController();
+  let signals = 0;
+  const onSignal = (name: NodeJS.Signals) => {
+    signals++;
+    if (signals > 1) process.exit(1);
+    console.log(`Received ${name}: stopping (git processes are ended, temporary folders removed).`);
+    controller.abort(new Error(`canceled (${name})`));
+    setTimeout(() => process.exit(1), graceMs).unref();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  main(controller.signal)
+    .catch((err) => {
+      console.log(`##vso[task.complete result=Failed;]${String(err?.message ?? err).split('\n')[0]}`);
+    })
+    .finally(() => {
+      process.removeListener('SIGINT', onSignal);
+      process.removeListener('SIGTERM', onSignal);
+    });
+}

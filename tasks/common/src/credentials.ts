@@ -1,0 +1,99 @@
+/**
+ * The only module that holds secrets: the job token or PAT, and the SAS signature. It registers each with the
+ * agent's masker, hands REST clients an auth handler, and hands git one command's worth of environment config.
+ * Secrets never go to argv, URLs, files or logs.
+ */
+import { getBearerHandler, getPersonalAccessTokenHandler } from 'azure-devops-node-api';
+import type { IRequestHandler } from 'azure-devops-node-api/interfaces/common/VsoBaseInterfaces';
+import { TaskHost } from './host';
+
+export type AuthType = 'systemToken' | 'pat';
+
+export class DevOpsCredentials {
+  private constructor(readonly type: AuthType, private readonly token: string) {}
+
+  /** Wraps the token and registers it (and the header forms derived from it) as secrets. */
+  static create(type: AuthType, token: string, host: Pick<TaskHost, 'setSecret'>): DevOpsCredentials {
+    const creds = new DevOpsCredentials(type, token);
+    host.setSecret(token);
+    if (type === 'pat') host.setSecret(basic(token));
+    return creds;
+  }
+
+  get description(): string {
+    return this.type === 'pat' ? 'the personal access token' : 'the job access token (System.AccessToken)';
+  }
+
+  /** The Authorization header as Azure DevOps accepts it: Bearer for the job token, Basic for a PAT. */
+  private authorization(): string {
+    return this.type === 'pat' ? `Basic ${basic(this.token)}` : `Bearer ${this.token}`;
+  }
+
+  restHandler(): IRequestHandler {
+    return this.type === 'pat' ? getPersonalAccessTokenHandler(this.token) : getBearerHandler(this.token);
+  }
+
+  /**
+   * The environment for one git or git-lfs command against `remoteUrl`: the Authorization header as
+   * `http.<origin>/.extraheader`, given through GIT_CONFIG_COUNT/KEY/VALUE (git ≥ 2.31), so it is never in
+   * argv, in a URL or in the repository's config, and is sent only to that origin. Credential helpers and
+   * prompts are off: a bad token fails fast instead of waiting for input.
+   */
+  gitEnv(remoteUrl: string, base: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+    const origin = new URL(remoteUrl).origin + '/';
+    return withGitConfig(base, [
+      ['credential.helper', ''],
+      [`http.${origin}.extraheader`, `AUTHORIZATION: ${this.authorization()}`],
+    ]);
+  }
+}
+
+function basic(pat: string): string {
+  return Buffer.from(`:${pat}`).toString('base64');
+}
+
+/** Adds config entries to an environment through GIT_CONFIG_COUNT, keeping entries already there. */
+export function withGitConfig(base: NodeJS.ProcessEnv, entries: Array<[string, string]>): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...base, GIT_TERMINAL_PROMPT: '0', GCM_INTERACTIVE: 'never', GIT_ASKPASS: '', SSH_ASKPASS: '' };
+  let count = Number.parseInt(base.GIT_CONFIG_COUNT ?? '0', 10);
+  if (!Number.isFinite(count) || count < 0) count = 0;
+  for (const [key, value] of entries) {
+    env[`GIT_CONFIG_KEY_${count}`] = key;
+    env[`GIT_CONFIG_VALUE_${count}`] = value;
+    count++;
+  }
+  env.GIT_CONFIG_COUNT = String(count);
+  return env;
+}
+
+/** Registers a SAS URL's signature and query as secrets. */
+export function registerSasSecrets(sasUrl: URL, host: Pick<TaskHost, 'setSecret'>): void {
+  const sig = sasUrl.searchParams.get('sig');
+  if (sig) {
+    host.setSecret(sig);
+    if (encodeURIComponent(sig) !== sig) host.setSecret(encodeURIComponent(sig));
+  }
+  if (sasUrl.search.length > 1) host.setSecret(sasUrl.search.slice(1));
+}
+
+/** A URL fit for a log line: no query (a SAS), no user info. */
+export function safeUrl(url: string | URL): string {
+  try {
+    const u = new URL(url.toString());
+    u.username = '';
+    u.password = '';
+    const hadQuery = u.search.length > 0;
+    u.search = '';
+    return u.toString() + (hadQuery ? '?…' : '');
+  } catch {
+    return '(unparsable URL)';
+  }
+}
+
+/** Removes anything that looks like a credential from a message (SAS signatures, Authorization values). */
+export function redact(text: string): string {
+  return text
+    .replace(/([?&]sig=)[^&\s"']+/gi, '$1***')
+    .replace(/(authorization:\s*(?:bearer|basic)\s+)[^\s"']+/gi, '$1***')
+    .replace(/(https?:\/\/)[^/@\s:]+:[^/@\s]+@/gi, '$1***@');
+}

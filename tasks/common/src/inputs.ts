@@ -1,0 +1,99 @@
+/** Readers for the inputs both tasks share. Every message names the input and says what to do. */
+import * as os from 'os';
+import { AuthType, DevOpsCredentials } from './credentials';
+import { InputError } from './errors';
+import { TaskHost } from './host';
+
+export interface Organization {
+  /** Normalized, with a trailing slash. */
+  url: string;
+  /** The organization (collection) name, used in blob names. */
+  name: string;
+}
+
+export const SYSTEM_CONNECTION = 'SYSTEMVSSCONNECTION';
+
+export function organizationName(url: URL): string {
+  const host = url.hostname.toLowerCase();
+  const segments = url.pathname.split('/').filter(Boolean).map(decodeURIComponent);
+  if (host === 'dev.azure.com' && segments[0]) return segments[0];
+  const vs = /^([^.]+)\.visualstudio\.com$/.exec(host);
+  if (vs) return vs[1];
+  return segments.at(-1) ?? host;
+}
+
+export function readOrganization(host: TaskHost): Organization {
+  const raw = host.input('organizationUrl') ?? host.variable('System.CollectionUri') ?? host.variable('System.TeamFoundationCollectionUri');
+  if (!raw) {
+    throw new InputError('organizationUrl', 'is empty and System.TeamFoundationCollectionUri is not set. Enter the organization URL, e.g. https://dev.azure.com/<org>/.');
+  }
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new InputError('organizationUrl', `'${raw}' is not a URL. Enter the organization URL, e.g. https://dev.azure.com/<org>/.`);
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') {
+    throw new InputError('organizationUrl', `must be an http(s) URL, got ${url.protocol}. Enter e.g. https://dev.azure.com/<org>/.`);
+  }
+  if (url.search || url.hash || url.username || url.password) {
+    throw new InputError('organizationUrl', 'must not carry a query, fragment or user name. Enter just the organization URL, e.g. https://dev.azure.com/<org>/.');
+  }
+  if (url.hostname.toLowerCase() === 'dev.azure.com' && url.pathname.split('/').filter(Boolean).length !== 1) {
+    throw new InputError('organizationUrl', `must be the organization, https://dev.azure.com/<org>/, not a project or repository URL ('${raw}').`);
+  }
+  if (!url.pathname.endsWith('/')) url.pathname += '/';
+  return { url: url.toString(), name: organizationName(url) };
+}
+
+export function readCredentials(host: TaskHost): DevOpsCredentials {
+  const type = readPickList(host, 'authType', ['systemToken', 'pat'] as const, 'systemToken') as AuthType;
+  if (type === 'pat') {
+    const pat = host.input('personalAccessToken');
+    if (!pat) {
+      throw new InputError('personalAccessToken', 'is empty while authType is pat. Create a PAT with scope Code (Read), store it as a secret variable and pass it here, or use authType: systemToken.');
+    }
+    return DevOpsCredentials.create('pat', pat, host);
+  }
+  const token = host.endpointAuthParameter(SYSTEM_CONNECTION, 'AccessToken') ?? host.variable('System.AccessToken');
+  if (!token) {
+    throw new InputError('authType', 'is systemToken but the job access token is not available to this task. Run it in an Azure Pipelines job (the agent provides the SystemVssConnection endpoint), or use authType: pat with a personalAccessToken.');
+  }
+  return DevOpsCredentials.create('systemToken', token, host);
+}
+
+export function readPickList<T extends string>(host: TaskHost, name: string, options: readonly T[], fallback: T): T {
+  const raw = host.input(name);
+  if (raw === undefined) return fallback;
+  const match = options.find((o) => o.toLowerCase() === raw.toLowerCase());
+  if (match === undefined) {
+    throw new InputError(name, `'${raw}' is not one of ${options.map((o) => `'${o || '(empty)'}'`).join(', ')}.`);
+  }
+  return match;
+}
+
+export function readBoolean(host: TaskHost, name: string, fallback: boolean): boolean {
+  const raw = host.input(name);
+  if (raw === undefined) return fallback;
+  if (/^(true|yes|1)$/i.test(raw)) return true;
+  if (/^(false|no|0)$/i.test(raw)) return false;
+  throw new InputError(name, `'${raw}' is not a boolean. Use true or false.`);
+}
+
+/** A whole number in [min, max]; above max it is capped with a warning. */
+export function readInteger(host: TaskHost, name: string, fallback: number, min: number, max: number): number {
+  const raw = host.input(name);
+  if (raw === undefined) return fallback;
+  if (!/^[+-]?\d+$/.test(raw)) throw new InputError(name, `'${raw}' is not a whole number. Use a number from ${min} to ${max}.`);
+  const value = Number.parseInt(raw, 10);
+  if (value < min) throw new InputError(name, `${value} is too small. Use a number from ${min} to ${max}.`);
+  if (value > max) {
+    host.warn(`Input '${name}': ${value} is more than ${max}; using ${max}.`);
+    return max;
+  }
+  return value;
+}
+
+export function readTempDir(host: TaskHost): string {
+  return host.variable('Agent.TempDirectory') ?? os.tmpdir();
+}
