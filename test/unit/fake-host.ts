@@ -1,0 +1,39 @@
+/** A TaskHost for engine tests: inputs and variables from maps, log lines recorded, tools run for real. */
+import { execFile } from 'child_process';
+import { ExecOptions, ExecResult, TaskHost, TaskOutcome } from '../../tasks/common/src/host';
+
+export class FakeHost implements TaskHost {
+  readonly lines: Array<{ level: 'info' | 'warn' | 'error' | 'debug'; message: string }> = [];
+  readonly secrets: string[] = [];
+  result?: { outcome: TaskOutcome; message: string };
+
+  constructor(
+    private readonly inputs: Record<string, string> = {},
+    private readonly variables: Record<string, string> = {},
+    private readonly endpoint: { url?: string; token?: string } = {},
+  ) {}
+
+  input(name: string) { return this.inputs[name]?.trim() || undefined; }
+  variable(name: string) { return this.variables[name] || undefined; }
+  endpointUrl() { return this.endpoint.url; }
+  endpointAuthParameter(_id: string, key: string) { return key === 'AccessToken' ? this.endpoint.token : undefined; }
+  endpointAuthScheme() { return this.endpoint.token ? 'OAuth' : undefined; }
+  setSecret(value: string) { this.secrets.push(value); }
+  info(message: string) { this.lines.push({ level: 'info', message }); }
+  warn(message: string) { this.lines.push({ level: 'warn', message }); }
+  error(message: string) { this.lines.push({ level: 'error', message }); }
+  debug(message: string) { this.lines.push({ level: 'debug', message }); }
+  setProgress() { /* not recorded */ }
+  uploadSummary() { /* not recorded */ }
+  setResult(outcome: TaskOutcome, message: string) { this.result = { outcome, message }; }
+  warnings() { return this.lines.filter((l) => l.level === 'warn').map((l) => l.message); }
+
+  exec(tool: string, args: string[], options: ExecOptions = {}): Promise<ExecResult> {
+    return new Promise((resolve) => {
+      execFile(tool, args, { cwd: options.cwd, env: options.env, maxBuffer: 64 << 20, signal: options.signal }, (err, stdout, stderr) => {
+        const code = err ? (typeof (err as NodeJS.ErrnoException & { code?: unknown }).code === 'number' ? Number((err as { code?: unknown }).code) : 1) : 0;
+        resolve({ code, stdout: String(stdout), stderr: String(stderr) });
+      });
+    });
+  }
+}
