@@ -1,0 +1,725 @@
+// A local stand-in for Azure DevOps Services: the REST calls azure-devops-node-api 17 makes (resource areas,
+// OPTIONS location lookups, projects, repositories, wikis), git smart HTTP through `git http-backend`, and the
+// Git LFS batch API, all behind Azure DevOps-style auth, on one HTTP server on 127.0.0.1.
+//
+// Layout under `root`:
+//   repos/<repoId>.git                         bare repositories (served by git http-backend)
+//   lfs/<repoId>/<oid[0:2]>/<oid[2:4]>/<oid>   LFS objects, stored PER REPOSITORY (a restore into a new repo
+//                                              must upload its objects again, as with the real service)
+//
+// Auth: `Bearer <t>` for t in tokens.bearer; `Basic base64(user:pass)` when pass (or user) is any known token
+// (the real service also takes a job token through Basic). A PAT sent as Bearer, or anything else → 401.
+//
+// Faults (see `Faults`): each `count` is consumed by the requests it hits; `htmlRest`/`slowGit` stay until cleared.
+import { ChildProcess, execFileSync, spawn } from 'child_process';
+import * as crypto from 'crypto';
+import * as fs from 'fs';
+import * as http from 'http';
+import * as net from 'net';
+import * as path from 'path';
+import { Transform } from 'stream';
+import { pipeline } from 'stream/promises';
+import { git, gitEnv } from './util';
+
+export interface Project {
+  id: string;
+  name: string;
+  description: string;
+}
+
+export interface StandInRepo {
+  id: string;
+  name: string;
+  project: Project;
+  /** The bare repository on disk. */
+  gitDir: string;
+  /** `http://<org>@127.0.0.1:<port>/<org>/<project>/_git/<repo>` (names URL-encoded), as the REST API reports it. */
+  remoteUrl: string;
+  /** `remoteUrl` without the user info. */
+  cloneUrl: string;
+  isDisabled: boolean;
+  /** A project wiki: a hidden repository, listed only with `includeHidden=true` and by the wiki API. */
+  isWiki: boolean;
+  wikiId?: string;
+}
+
+export interface RequestLogEntry {
+  method: string;
+  /** Path and query exactly as received. */
+  url: string;
+  /** 0 while the response is still open. */
+  status: number;
+  route: 'rest' | 'git' | 'lfs';
+  /** The scheme of the Authorization header (`Bearer`, `Basic`, …), never its value. */
+  authScheme?: string;
+  /** True when the response was cut off (client gone or a `resetGit` fault). */
+  aborted?: boolean;
+}
+
+export interface Faults {
+  /** The next `count` REST requests (any REST route, OPTIONS included, after auth) get 429 + rate-limit headers. */
+  throttleRest?: { count: number; retryAfterSeconds: number };
+  /** The next `count` REST requests get `status` (e.g. 503) with a JSON error. */
+  failRest?: { count: number; status: number };
+  /** The next `count` POST git-upload-pack requests of repo `repo` (name or id) lose their socket after the first body bytes. */
+  resetGit?: { repo: string; count: number };
+  /** While true, every REST request gets a 200 text/html sign-in page. */
+  htmlRest?: boolean;
+  /** While set, every git smart-HTTP request of repo `repo` waits `delayMs` before it is answered. */
+  slowGit?: { repo: string; delayMs: number };
+}
+
+export interface StandInOptions {
+  org: string;
+  /** Folder the stand-in owns (bare repos + LFS store); created if missing. */
+  root: string;
+  /** Accepted tokens; a random bearer token and a random 52-char PAT are made when omitted. */
+  tokens?: { bearer?: string[]; pat?: string[] };
+}
+
+const AREAS = {
+  location: { id: 'e81700f7-3be2-46de-8624-2eb35882fcaa', name: 'Location' },
+  core: { id: '79134c72-4a58-4b42-976c-04e7115f32bf', name: 'core' },
+  git: { id: '4e080c62-fa21-4fbc-8fef-2a10a2b38049', name: 'git' },
+  wiki: { id: 'bf7d82a0-8aa5-4613-94ef-6172a5ea01f3', name: 'wiki' },
+};
+
+interface ApiLocation {
+  id: string;
+  area: string;
+  resourceName: string;
+  routeTemplate: string;
+  resourceVersion: number;
+  minVersion: string;
+  maxVersion: string;
+  releasedVersion: string;
+}
+
+const loc = (id: string, area: string, resourceName: string, routeTemplate: string, resourceVersion: number): ApiLocation => ({
+  id, area, resourceName, routeTemplate, resourceVersion, minVersion: '1.0', maxVersion: '7.2', releasedVersion: '7.1',
+});
+
+const LOCATIONS: ApiLocation[] = [
+  loc('e81700f7-3be2-46de-8624-2eb35882fcaa', 'Location', 'ResourceAreas', '_apis/{resource}/{areaId}', 1),
+  loc('00d9565f-ed9c-4a06-9a50-00e7896ccab4', 'Location', 'ConnectionData', '_apis/{resource}', 1),
+  loc('603fe2ac-9723-48b9-88ad-09305aa6c6e1', 'core', 'projects', '_apis/{resource}/{*projectId}', 4),
+  loc('225f7195-f9c7-4d14-ab28-a83f7ff77e1f', 'git', 'repositories', '{project}/_apis/{area}/{resource}/{repositoryId}', 2),
+  loc('2d874a60-a811-4f62-9c9f-963a6ea0a55b', 'git', 'refs', '{project}/_apis/{area}/repositories/{repositoryId}/{resource}', 2),
+  loc('288d122c-dbd4-451d-aa5f-7dbbba070728', 'wiki', 'wikis', '{project}/_apis/{area}/{resource}/{wikiIdentifier}', 2),
+];
+
+const LFS_JSON = 'application/vnd.git-lfs+json';
+const FIXED_TIME = '2024-01-01T00:00:00.000Z';
+
+/** Refuses pushes to refs/pull/* (the service owns pull request refs), one ref at a time like the real service. */
+const UPDATE_HOOK = `#!/bin/sh
+case "$1" in
+  refs/pull/*) echo "TF401027: refs/pull/ is reserved for pull requests; '$1' cannot be pushed." >&2; exit 1 ;;
+esac
+exit 0
+`;
+
+/** Sets the default branch to the first branch pushed into a repository whose HEAD points nowhere. */
+const POST_RECEIVE_HOOK = `#!/bin/sh
+git rev-parse -q --verify HEAD >/dev/null 2>&1 && exit 0
+while read old new ref; do
+  case "$ref" in refs/heads/*) git symbolic-ref HEAD "$ref"; exit 0 ;; esac
+done
+exit 0
+`;
+
+class HttpError extends Error {
+  constructor(readonly status: number, message: string, readonly typeKey: string) {
+    super(message);
+  }
+}
+
+const repoNotFound = (nameOrId: string) =>
+  new HttpError(404,
+    `TF401019: The Git repository with name or identifier ${nameOrId} does not exist or you do not have permissions for the operation you are attempting.`,
+    'GitRepositoryNotFoundException');
+
+const projectNotFound = (nameOrId: string) =>
+  new HttpError(404,
+    `TF200016: The following project does not exist: ${nameOrId}. Verify that the name of the project is correct and that the project exists on the specified Azure DevOps Server.`,
+    'ProjectDoesNotExistWithNameException');
+
+const sameName = (a: string, b: string) => a.localeCompare(b, undefined, { sensitivity: 'accent' }) === 0;
+
+export class DevOpsStandIn {
+  readonly org: string;
+  readonly root: string;
+  readonly tokens: { bearer: string[]; pat: string[] };
+  readonly requests: RequestLogEntry[] = [];
+  faults: Faults = {};
+
+  private readonly projects: Project[] = [];
+  private readonly repos: StandInRepo[] = [];
+  private readonly children = new Set<ChildProcess>();
+  private server!: http.Server;
+  private port = 0;
+
+  private constructor(opts: StandInOptions) {
+    this.org = opts.org;
+    this.root = path.resolve(opts.root);
+    this.tokens = {
+      bearer: opts.tokens?.bearer ?? [`job-${crypto.randomBytes(24).toString('hex')}`],
+      pat: opts.tokens?.pat ?? [crypto.randomBytes(39).toString('base64url').slice(0, 52)],
+    };
+  }
+
+  static async start(opts: StandInOptions): Promise<DevOpsStandIn> {
+    const s = new DevOpsStandIn(opts);
+    fs.mkdirSync(path.join(s.root, 'repos'), { recursive: true });
+    fs.mkdirSync(path.join(s.root, 'lfs'), { recursive: true });
+    s.server = http.createServer((req, res) => void s.handle(req, res));
+    s.server.requestTimeout = 0;
+    s.server.keepAliveTimeout = 5000;
+    await new Promise<void>((resolve, reject) => {
+      s.server.once('error', reject);
+      s.server.listen(0, '127.0.0.1', () => resolve());
+    });
+    s.port = (s.server.address() as net.AddressInfo).port;
+    return s;
+  }
+
+  /** `http://127.0.0.1:<port>` */
+  get baseUrl(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  /** `http://127.0.0.1:<port>/<org>/` (the collection URL, trailing slash). */
+  get orgUrl(): string {
+    return `${this.baseUrl}/${encodeURIComponent(this.org)}/`;
+  }
+
+  /** A valid Authorization header value: the first bearer token, or `Basic` with the first PAT. */
+  authHeader(kind: 'bearer' | 'pat' = this.tokens.bearer.length ? 'bearer' : 'pat'): string {
+    if (kind === 'bearer') return `Bearer ${this.tokens.bearer[0]}`;
+    return `Basic ${Buffer.from(`user:${this.tokens.pat[0]}`).toString('base64')}`;
+  }
+
+  async stop(): Promise<void> {
+    for (const child of this.children) child.kill('SIGKILL');
+    await new Promise<void>((resolve) => {
+      this.server.close(() => resolve());
+      this.server.closeAllConnections();
+    });
+  }
+
+  clearLog(): void {
+    this.requests.length = 0;
+  }
+
+  // ---------------------------------------------------------------- data
+
+  addProject(name: string, description = ''): Project {
+    if (this.projects.some((p) => sameName(p.name, name))) throw new Error(`project ${name} exists`);
+    const project: Project = { id: crypto.randomUUID(), name, description };
+    this.projects.push(project);
+    return project;
+  }
+
+  listProjects(): readonly Project[] {
+    return this.projects;
+  }
+
+  listRepos(): readonly StandInRepo[] {
+    return this.repos;
+  }
+
+  findRepo(projectName: string, repoName: string): StandInRepo | undefined {
+    return this.repos.find((r) => sameName(r.project.name, projectName) && sameName(r.name, repoName));
+  }
+
+  /** Creates an empty bare repository (HEAD → refs/heads/main, or `defaultBranch`). */
+  addRepo(
+    project: Project,
+    name: string,
+    opts: { id?: string; isDisabled?: boolean; wiki?: boolean; defaultBranch?: string } = {},
+  ): StandInRepo {
+    if (this.repos.some((r) => r.project.id === project.id && sameName(r.name, name))) {
+      throw new Error(`repository ${project.name}/${name} exists`);
+    }
+    const id = opts.id ?? crypto.randomUUID();
+    const gitDir = path.join(this.root, 'repos', `${id}.git`);
+    const branch = opts.defaultBranch ?? (opts.wiki ? 'wikiMaster' : 'main');
+    execFileSync('git', ['init', '--bare', '--quiet', `--initial-branch=${branch}`, gitDir], { env: gitEnv(), stdio: 'pipe' });
+    fs.appendFileSync(path.join(gitDir, 'config'), '[http]\n\treceivepack = true\n');
+    fs.writeFileSync(path.join(gitDir, 'hooks', 'update'), UPDATE_HOOK, { mode: 0o755 });
+    fs.writeFileSync(path.join(gitDir, 'hooks', 'post-receive'), POST_RECEIVE_HOOK, { mode: 0o755 });
+    const cloneUrl = `${this.baseUrl}/${encodeURIComponent(this.org)}/${encodeURIComponent(project.name)}/_git/${encodeURIComponent(name)}`;
+    const repo: StandInRepo = {
+      id, name, project, gitDir, cloneUrl,
+      remoteUrl: cloneUrl.replace('http://', `http://${encodeURIComponent(this.org)}@`),
+      isDisabled: opts.isDisabled ?? false,
+      isWiki: opts.wiki ?? false,
+      wikiId: opts.wiki ? crypto.randomUUID() : undefined,
+    };
+    this.repos.push(repo);
+    return repo;
+  }
+
+  setRepoDisabled(id: string, disabled: boolean): void {
+    const repo = this.repos.find((r) => r.id === id);
+    if (!repo) throw new Error(`no repository ${id}`);
+    repo.isDisabled = disabled;
+  }
+
+  /** Where the LFS object `oid` of `repo` lives (whether or not it exists). */
+  lfsObjectPath(repo: StandInRepo, oid: string): string {
+    return path.join(this.root, 'lfs', repo.id, oid.slice(0, 2), oid.slice(2, 4), oid);
+  }
+
+  /** Seeds the LFS store of `repo` directly; returns the oid (sha256). */
+  putLfsObject(repo: StandInRepo, content: Buffer): string {
+    const oid = crypto.createHash('sha256').update(content).digest('hex');
+    const file = this.lfsObjectPath(repo, oid);
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    fs.writeFileSync(file, content);
+    return oid;
+  }
+
+  deleteLfsObject(repo: StandInRepo, oid: string): void {
+    fs.rmSync(this.lfsObjectPath(repo, oid), { force: true });
+  }
+
+  /** The repository as `GET …/_apis/git/repositories` shows it. */
+  repoJson(repo: StandInRepo): Record<string, unknown> {
+    const encProject = encodeURIComponent(repo.project.name);
+    const encName = encodeURIComponent(repo.name);
+    const json: Record<string, unknown> = {
+      id: repo.id,
+      name: repo.name,
+      url: `${this.orgUrl}${repo.project.id}/_apis/git/repositories/${repo.id}`,
+      project: this.projectRef(repo.project),
+    };
+    const head = defaultBranchOf(repo.gitDir);
+    if (head) json.defaultBranch = head;
+    Object.assign(json, {
+      size: dirSize(path.join(repo.gitDir, 'objects')),
+      remoteUrl: repo.remoteUrl,
+      sshUrl: `git@ssh.dev.azure.com:v3/${encodeURIComponent(this.org)}/${encProject}/${encName}`,
+      webUrl: `${this.orgUrl}${encProject}/_git/${encName}`,
+      isDisabled: repo.isDisabled,
+      isInMaintenance: false,
+      isFork: false,
+    });
+    return json;
+  }
+
+  private projectRef(p: Project): Record<string, unknown> {
+    return {
+      id: p.id, name: p.name, description: p.description || undefined,
+      url: `${this.orgUrl}_apis/projects/${p.id}`,
+      state: 'wellFormed', revision: 1, visibility: 'private', lastUpdateTime: FIXED_TIME,
+    };
+  }
+
+  private wikiJson(repo: StandInRepo): Record<string, unknown> {
+    return {
+      id: repo.wikiId, name: repo.name, type: 'projectWiki', projectId: repo.project.id, repositoryId: repo.id,
+      mappedPath: '/', isDisabled: repo.isDisabled,
+      url: `${this.orgUrl}${repo.project.id}/_apis/wiki/wikis/${repo.wikiId}`,
+      remoteUrl: `${this.orgUrl}${encodeURIComponent(repo.project.name)}/_wiki/wikis/${repo.wikiId}`,
+      versions: [{ version: 'wikiMaster' }],
+    };
+  }
+
+  // ---------------------------------------------------------------- dispatch
+
+  private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const rawUrl = req.url ?? '/';
+    const qIndex = rawUrl.indexOf('?');
+    const rawPath = qIndex < 0 ? rawUrl : rawUrl.slice(0, qIndex);
+    const query = new URLSearchParams(qIndex < 0 ? '' : rawUrl.slice(qIndex + 1));
+    let segs: string[];
+    try {
+      segs = rawPath.split('/').filter((s) => s !== '').map(decodeURIComponent);
+    } catch {
+      segs = [];
+    }
+    const route: RequestLogEntry['route'] =
+      segs[2] === '_git' ? (segs[4] === 'info' && segs[5] === 'lfs' ? 'lfs' : 'git') : 'rest';
+    const entry: RequestLogEntry = { method: req.method ?? 'GET', url: rawUrl, status: 0, route };
+    const scheme = /^\s*(\S+)/.exec(req.headers.authorization ?? '')?.[1];
+    if (scheme) entry.authScheme = scheme;
+    this.requests.push(entry);
+    res.on('close', () => {
+      entry.status = res.statusCode;
+      if (!res.writableFinished) entry.aborted = true;
+    });
+
+    try {
+      if (!segs.length || !sameName(segs[0], this.org)) throw new HttpError(404, `Organization not found: ${segs[0] ?? ''}`, 'NotFound');
+      if (!this.authorized(req.headers.authorization)) return this.unauthorized(res, route);
+      if (route === 'rest') return await this.rest(req, res, segs.slice(1), query);
+      const project = this.project(segs[1]);
+      const repoSeg = segs[3] ?? '';
+      const repoName = repoSeg.endsWith('.git') ? repoSeg.slice(0, -4) : repoSeg;
+      const repo = this.repos.find((r) => r.project.id === project.id && (sameName(r.name, repoName) || r.id === repoName));
+      if (!repo || repo.isDisabled) throw repoNotFound(repoName);
+      if (route === 'lfs') return await this.lfs(req, res, repo, segs.slice(6));
+      const rest = rawPath.split('/').filter((s) => s !== '').slice(4).join('/');
+      return await this.git(req, res, repo, rest, qIndex < 0 ? '' : rawUrl.slice(qIndex + 1));
+    } catch (err) {
+      this.fail(res, route, err);
+    }
+  }
+
+  private authorized(header: string | undefined): boolean {
+    if (!header) return false;
+    const m = /^\s*(\S+)\s+(\S+)\s*$/.exec(header);
+    if (!m) return false;
+    const scheme = m[1].toLowerCase();
+    if (scheme === 'bearer') return this.tokens.bearer.includes(m[2]);
+    if (scheme !== 'basic') return false;
+    const decoded = Buffer.from(m[2], 'base64').toString('utf8');
+    const colon = decoded.indexOf(':');
+    const user = colon < 0 ? decoded : decoded.slice(0, colon);
+    const pass = colon < 0 ? '' : decoded.slice(colon + 1);
+    const known = [...this.tokens.bearer, ...this.tokens.pat];
+    return known.includes(pass) || known.includes(user);
+  }
+
+  private unauthorized(res: http.ServerResponse, route: RequestLogEntry['route']): void {
+    res.setHeader('WWW-Authenticate', [
+      'Bearer authorization_uri=https://login.microsoftonline.com/00000000-0000-0000-0000-000000000000',
+      `Basic realm="${this.baseUrl}/"`,
+      'TFS-Federated',
+    ]);
+    const message = 'TF400813: The user is not authorized to access this resource.';
+    if (route === 'rest') return sendJson(res, 401, errorBody(message, 'UnauthorizedRequestException'));
+    if (route === 'lfs') return sendJson(res, 401, { message }, LFS_JSON);
+    res.writeHead(401, { 'Content-Type': 'text/plain' }).end(message + '\n');
+  }
+
+  private fail(res: http.ServerResponse, route: RequestLogEntry['route'], err: unknown): void {
+    const e = err instanceof HttpError ? err : new HttpError(500, String((err as Error)?.stack ?? err), 'InternalServerError');
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    if (route === 'rest') sendJson(res, e.status, errorBody(e.message, e.typeKey));
+    else if (route === 'lfs') sendJson(res, e.status, { message: e.message }, LFS_JSON);
+    else res.writeHead(e.status, { 'Content-Type': 'text/plain; charset=utf-8' }).end(e.message + '\n');
+  }
+
+  private project(idOrName: string | undefined): Project {
+    const p = this.projects.find((x) => x.id === idOrName || sameName(x.name, idOrName ?? ''));
+    if (!p) throw projectNotFound(idOrName ?? '');
+    return p;
+  }
+
+  // ---------------------------------------------------------------- REST
+
+  /** `segs` starts after the org: `[_apis, …]` or `[project, _apis, …]`. */
+  private async rest(req: http.IncomingMessage, res: http.ServerResponse, segs: string[], query: URLSearchParams): Promise<void> {
+    if (this.restFault(res)) return;
+    const method = req.method ?? 'GET';
+    const project = segs[0] !== '_apis' ? this.project(segs[0]) : undefined;
+    const api = segs.slice(project ? 2 : 1).map((s) => s.toLowerCase());
+    const raw = segs.slice(project ? 2 : 1);
+    if ((project ? segs[1] : segs[0]) !== '_apis') throw new HttpError(404, 'Not found', 'NotFound');
+
+    if (method === 'OPTIONS' && !project) {
+      const area = api[0];
+      const value = area ? LOCATIONS.filter((l) => l.area.toLowerCase() === area) : LOCATIONS;
+      return sendJson(res, 200, { count: value.length, value });
+    }
+    if (method === 'GET' && !project && api[0] === 'resourceareas') {
+      const areas = Object.values(AREAS).map((a) => ({ id: a.id, name: a.name, locationUrl: this.orgUrl }));
+      if (api[1]) {
+        const one = areas.find((a) => a.id === api[1]);
+        if (!one) throw new HttpError(404, `Resource area ${raw[1]} not found`, 'ResourceAreaNotFoundException');
+        return sendJson(res, 200, one);
+      }
+      return sendJson(res, 200, { count: areas.length, value: areas });
+    }
+    if (method === 'GET' && !project && api[0] === 'connectiondata') {
+      return sendJson(res, 200, {
+        authenticatedUser: { id: '00000000-0000-0000-0000-000000000001', providerDisplayName: 'Project Collection Build Service' },
+        instanceId: '00000000-0000-0000-0000-0000000000aa', locationServiceData: { serviceOwner: '00025394-6065-48ca-87d9-7f5672854ef7' },
+      });
+    }
+    if (method === 'GET' && !project && api[0] === 'projects') {
+      if (raw[1]) return sendJson(res, 200, { ...this.projectRef(this.project(raw[1])), capabilities: {} });
+      const all = [...this.projects].sort((a, b) => a.name.localeCompare(b.name));
+      const top = Math.max(1, Number(query.get('$top') ?? 100) || 100);
+      const skip = Number(query.get('continuationToken') ?? query.get('$skip') ?? 0) || 0;
+      const page = all.slice(skip, skip + top);
+      if (skip + top < all.length) res.setHeader('x-ms-continuationtoken', String(skip + top));
+      return sendJson(res, 200, { count: page.length, value: page.map((p) => this.projectRef(p)) });
+    }
+    if (api[0] === 'git' && api[1] === 'repositories') {
+      const inScope = this.repos.filter((r) => !project || r.project.id === project.id);
+      if (!raw[2]) {
+        if (method === 'GET') {
+          const includeHidden = query.get('includeHidden')?.toLowerCase() === 'true';
+          const value = inScope.filter((r) => includeHidden || !r.isWiki).map((r) => this.repoJson(r));
+          return sendJson(res, 200, { count: value.length, value });
+        }
+        if (method === 'POST' && project) return this.createRepo(req, res, project);
+      }
+      const repo = inScope.find((r) => r.id === api[2] || (project && sameName(r.name, raw[2])));
+      if (!repo || repo.isDisabled) throw repoNotFound(raw[2]);
+      if (method === 'GET' && api.length === 3) return sendJson(res, 200, this.repoJson(repo));
+      if (method === 'GET' && api[3] === 'refs' && api.length === 4) {
+        const filter = query.get('filter');
+        const refs = (await git(['--git-dir', repo.gitDir, 'for-each-ref', '--format=%(objectname) %(refname)']))
+          .split('\n').filter(Boolean).map((l) => ({ name: l.slice(41), objectId: l.slice(0, 40) }))
+          .filter((r) => !filter || r.name.startsWith(`refs/${filter}`));
+        return sendJson(res, 200, { count: refs.length, value: refs });
+      }
+    }
+    if (method === 'GET' && api[0] === 'wiki' && api[1] === 'wikis' && !api[2]) {
+      const value = this.repos.filter((r) => r.isWiki && (!project || r.project.id === project.id)).map((r) => this.wikiJson(r));
+      return sendJson(res, 200, { count: value.length, value });
+    }
+    throw new HttpError(404, `The resource cannot be found: ${method} ${req.url}`, 'NotFound');
+  }
+
+  private async createRepo(req: http.IncomingMessage, res: http.ServerResponse, project: Project): Promise<void> {
+    let body: { name?: unknown };
+    try {
+      body = JSON.parse((await readBody(req, 1 << 20)).toString('utf8'));
+    } catch {
+      throw new HttpError(400, 'The request body is not valid JSON.', 'InvalidArgumentValueException');
+    }
+    const name = typeof body.name === 'string' ? body.name.trim() : '';
+    if (!name) throw new HttpError(400, 'TF401025: A repository name is required.', 'InvalidArgumentValueException');
+    if (this.repos.some((r) => r.project.id === project.id && sameName(r.name, name))) {
+      throw new HttpError(409, `TF400948: A Git repository with the name ${name} already exists.`, 'GitRepositoryNameAlreadyExistsException');
+    }
+    const repo = this.addRepo(project, name);
+    sendJson(res, 201, this.repoJson(repo));
+  }
+
+  /** Applies htmlRest / throttleRest / failRest; true when the request was answered. */
+  private restFault(res: http.ServerResponse): boolean {
+    const f = this.faults;
+    if (f.htmlRest) {
+      res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' })
+        .end('<!DOCTYPE html><html><head><title>Azure DevOps Services | Sign In</title></head><body>Sign in</body></html>');
+      return true;
+    }
+    if (f.throttleRest && f.throttleRest.count > 0) {
+      f.throttleRest.count--;
+      const s = f.throttleRest.retryAfterSeconds;
+      res.setHeader('Retry-After', String(s));
+      res.setHeader('X-RateLimit-Resource', 'Core');
+      res.setHeader('X-RateLimit-Delay', '1.5');
+      res.setHeader('X-RateLimit-Limit', '200');
+      res.setHeader('X-RateLimit-Remaining', '0');
+      res.setHeader('X-RateLimit-Reset', String(Math.ceil(Date.now() / 1000) + s));
+      sendJson(res, 429, errorBody(
+        "TF400733: The request has been canceled: Request was blocked due to exceeding usage of resource 'Core' in namespace 'User'.",
+        'RequestBlockedException'));
+      return true;
+    }
+    if (f.failRest && f.failRest.count > 0) {
+      f.failRest.count--;
+      sendJson(res, f.failRest.status, errorBody(`Injected failure (${f.failRest.status}).`, 'ServiceUnavailableException'));
+      return true;
+    }
+    return false;
+  }
+
+  // ---------------------------------------------------------------- git smart HTTP
+
+  /** `rest` is what follows the repository in the path (`info/refs`, `git-upload-pack`…), `queryString` the raw query. */
+  private async git(req: http.IncomingMessage, res: http.ServerResponse, repo: StandInRepo, rest: string, queryString: string): Promise<void> {
+    const slow = this.faults.slowGit;
+    if (slow && (sameName(slow.repo, repo.name) || slow.repo === repo.id)) await new Promise((r) => setTimeout(r, slow.delayMs));
+    const reset = this.faults.resetGit;
+    let cut = false;
+    if (reset && reset.count > 0 && req.method === 'POST' && rest === 'git-upload-pack' &&
+        (sameName(reset.repo, repo.name) || reset.repo === repo.id)) {
+      reset.count--;
+      cut = true;
+    }
+    const h = req.headers;
+    const env: NodeJS.ProcessEnv = {
+      ...gitEnv(),
+      GIT_PROJECT_ROOT: path.join(this.root, 'repos'),
+      GIT_HTTP_EXPORT_ALL: '1',
+      PATH_INFO: `/${repo.id}.git/${rest}`,
+      QUERY_STRING: queryString,
+      REQUEST_METHOD: req.method ?? 'GET',
+      CONTENT_TYPE: h['content-type'] ?? '',
+      REMOTE_USER: 'build-service',
+      REMOTE_ADDR: req.socket.remoteAddress ?? '127.0.0.1',
+    };
+    if (h['content-length'] !== undefined) env.CONTENT_LENGTH = h['content-length'];
+    if (h['content-encoding']) env.HTTP_CONTENT_ENCODING = h['content-encoding'];
+    const protocol = h['git-protocol'];
+    if (typeof protocol === 'string') env.GIT_PROTOCOL = env.HTTP_GIT_PROTOCOL = protocol;
+
+    const child = spawn('git', ['http-backend'], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+    this.children.add(child);
+    child.on('error', () => undefined); // a spawn failure still ends in 'close' (→ 500 below)
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => { if (stderr.length < 8192) stderr += d.toString(); });
+    child.stdin.on('error', () => undefined);
+    req.pipe(child.stdin);
+    res.on('close', () => { if (child.exitCode === null) child.kill('SIGKILL'); });
+    const exited = new Promise<number | null>((resolve) => child.on('close', (code) => { this.children.delete(child); resolve(code); }));
+
+    // Parse the CGI header block, then stream the body.
+    let head = Buffer.alloc(0);
+    await new Promise<void>((resolve) => {
+      const onData = (chunk: Buffer) => {
+        head = Buffer.concat([head, chunk]);
+        const m = /\r?\n\r?\n/.exec(head.toString('latin1'));
+        if (!m) return;
+        child.stdout.off('data', onData);
+        child.stdout.pause();
+        const headerText = head.subarray(0, m.index).toString('latin1');
+        const body = head.subarray(m.index + m[0].length);
+        let status = 200;
+        for (const line of headerText.split(/\r?\n/)) {
+          const colon = line.indexOf(':');
+          if (colon < 0) continue;
+          const name = line.slice(0, colon).trim();
+          const value = line.slice(colon + 1).trim();
+          if (name.toLowerCase() === 'status') status = parseInt(value, 10) || 500;
+          else res.appendHeader(name, value);
+        }
+        res.writeHead(status);
+        if (cut) {
+          if (body.length) res.write(body);
+          else res.flushHeaders();
+          setImmediate(() => req.socket.destroy());
+          child.kill('SIGKILL');
+        } else {
+          if (body.length) res.write(body);
+          child.stdout.pipe(res);
+        }
+        resolve();
+      };
+      child.stdout.on('data', onData);
+      child.stdout.on('end', () => {
+        if (!res.headersSent) {
+          res.writeHead(500, { 'Content-Type': 'text/plain' }).end(`git http-backend failed: ${stderr}`);
+        }
+        resolve();
+      });
+    });
+    await exited;
+  }
+
+  // ---------------------------------------------------------------- Git LFS
+
+  /** `rest` starts after `info/lfs`: `[objects, batch]`, `[objects, <oid>]`, `[locks, …]`. */
+  private async lfs(req: http.IncomingMessage, res: http.ServerResponse, repo: StandInRepo, rest: string[]): Promise<void> {
+    const method = req.method ?? 'GET';
+    if (rest[0] === 'objects' && rest[1] === 'batch' && rest.length === 2 && method === 'POST') {
+      return this.lfsBatch(req, res, repo);
+    }
+    if (rest[0] === 'objects' && rest.length === 2 && /^[0-9a-f]{64}$/.test(rest[1])) {
+      const oid = rest[1];
+      const file = this.lfsObjectPath(repo, oid);
+      if (method === 'GET') {
+        const stat = await fs.promises.stat(file).catch(() => undefined);
+        if (!stat) throw new HttpError(404, `Object ${oid} does not exist.`, 'NotFound');
+        res.writeHead(200, { 'Content-Type': 'application/octet-stream', 'Content-Length': stat.size });
+        await pipeline(fs.createReadStream(file), res);
+        return;
+      }
+      if (method === 'PUT') return this.lfsPut(req, res, file, oid);
+    }
+    throw new HttpError(404, 'Not found', 'NotFound');
+  }
+
+  private async lfsBatch(req: http.IncomingMessage, res: http.ServerResponse, repo: StandInRepo): Promise<void> {
+    let body: { operation?: string; objects?: Array<{ oid?: string; size?: number }> };
+    try {
+      body = JSON.parse((await readBody(req, 16 << 20)).toString('utf8'));
+    } catch {
+      throw new HttpError(422, 'Invalid batch request body.', 'InvalidArgument');
+    }
+    const op = body.operation;
+    if (op !== 'download' && op !== 'upload') throw new HttpError(422, `Unsupported operation ${String(op)}.`, 'InvalidArgument');
+    const auth = req.headers.authorization ?? '';
+    const base = `${this.orgUrl}${encodeURIComponent(repo.project.name)}/_git/${encodeURIComponent(repo.name)}.git/info/lfs/objects/`;
+    const objects = (body.objects ?? []).map(({ oid = '', size = 0 }) => {
+      if (!/^[0-9a-f]{64}$/.test(oid)) return { oid, size, error: { code: 422, message: 'Invalid object id.' } };
+      const exists = fs.existsSync(this.lfsObjectPath(repo, oid));
+      const action = { href: base + oid, header: { Authorization: auth }, expires_in: 3600 };
+      if (op === 'download') {
+        return exists
+          ? { oid, size, authenticated: true, actions: { download: action } }
+          : { oid, size, error: { code: 404, message: `Object ${oid} does not exist.` } };
+      }
+      return exists ? { oid, size, authenticated: true } : { oid, size, authenticated: true, actions: { upload: action } };
+    });
+    sendJson(res, 200, { transfer: 'basic', objects }, LFS_JSON);
+  }
+
+  private async lfsPut(req: http.IncomingMessage, res: http.ServerResponse, file: string, oid: string): Promise<void> {
+    await fs.promises.mkdir(path.dirname(file), { recursive: true });
+    const tmp = `${file}.${crypto.randomBytes(6).toString('hex')}.tmp`;
+    const hash = crypto.createHash('sha256');
+    const hashing = new Transform({ transform(chunk: Buffer, _enc, done) { hash.update(chunk); done(null, chunk); } });
+    try {
+      await pipeline(req, hashing, fs.createWriteStream(tmp));
+    } catch (err) {
+      await fs.promises.rm(tmp, { force: true });
+      throw err;
+    }
+    const actual = hash.digest('hex');
+    if (actual !== oid) {
+      await fs.promises.rm(tmp, { force: true });
+      throw new HttpError(422, `Object content hash ${actual} does not match ${oid}.`, 'InvalidArgument');
+    }
+    await fs.promises.rename(tmp, file);
+    res.writeHead(200, { 'Content-Length': 0 }).end();
+  }
+}
+
+// ---------------------------------------------------------------- helpers
+
+function errorBody(message: string, typeKey: string): Record<string, unknown> {
+  return {
+    $id: '1', innerException: null, message,
+    typeName: `Microsoft.TeamFoundation.Framework.Server.${typeKey}, Microsoft.TeamFoundation.Framework.Server`,
+    typeKey, errorCode: 0, eventId: 3000,
+  };
+}
+
+function sendJson(res: http.ServerResponse, status: number, body: unknown, type = 'application/json; charset=utf-8'): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'Content-Type': type, 'Content-Length': Buffer.byteLength(text) }).end(text);
+}
+
+async function readBody(req: http.IncomingMessage, limit: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > limit) throw new HttpError(413, 'Request body too large.', 'RequestTooLarge');
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks);
+}
+
+/** The ref HEAD points at, if that ref exists (a repository without commits has no default branch). */
+function defaultBranchOf(gitDir: string): string | undefined {
+  const head = fs.readFileSync(path.join(gitDir, 'HEAD'), 'utf8').trim();
+  if (!head.startsWith('ref: ')) return undefined;
+  const ref = head.slice(5);
+  if (fs.existsSync(path.join(gitDir, ref))) return ref;
+  const packed = path.join(gitDir, 'packed-refs');
+  if (fs.existsSync(packed) && fs.readFileSync(packed, 'utf8').split('\n').some((l) => l.endsWith(` ${ref}`))) return ref;
+  return undefined;
+}
+
+function dirSize(dir: string): number {
+  let total = 0;
+  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) total += dirSize(p);
+    else if (e.isFile()) total += fs.statSync(p).size;
+  }
+  return total;
+}
