@@ -14,6 +14,11 @@ export class FakeHost implements TaskHost {
   ) {}
 
   input(name: string) { return this.inputs[name]?.trim() || undefined; }
+  secretInput(name: string) {
+    const value = this.input(name);
+    if (value) this.setSecret(value);
+    return value;
+  }
   variable(name: string) { return this.variables[name] || undefined; }
   endpointUrl() { return this.endpoint.url; }
   endpointAuthParameter(_id: string, key: string) { return key === 'AccessToken' ? this.endpoint.token : undefined; }

@@ -18,21 +18,39 @@ const PRECOMPRESSED = /^(objects\/|lfs\/objects\/)/;
 /** git-lfs scratch space: never part of a backup. */
 const SKIPPED = /^lfs\/(tmp|incomplete)(\/|$)/;
 
-/** Every file below `dir`, relative and sorted, so that the same mirror gives the same archive order. */
-export async function listFiles(dir: string): Promise<string[]> {
-  const out: string[] = [];
+export interface TreeEntry {
+  /** Relative, `/`-separated. */
+  rel: string;
+  isDirectory: boolean;
+}
+
+/**
+ * Every directory and file below `dir`, relative and sorted, so that the same mirror gives the same archive order.
+ * Directories are listed too: git only recognises a repository whose `refs/` and `objects/` exist, empty or not.
+ */
+export async function listTree(dir: string): Promise<TreeEntry[]> {
+  const out: TreeEntry[] = [];
   async function walk(rel: string): Promise<void> {
     const entries = await fsp.readdir(path.join(dir, rel), { withFileTypes: true });
     entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     for (const entry of entries) {
       const child = rel ? `${rel}/${entry.name}` : entry.name;
       if (SKIPPED.test(child)) continue;
-      if (entry.isDirectory()) await walk(child);
-      else if (entry.isFile()) out.push(child);
+      if (entry.isDirectory()) {
+        out.push({ rel: child, isDirectory: true });
+        await walk(child);
+      } else if (entry.isFile()) {
+        out.push({ rel: child, isDirectory: false });
+      }
     }
   }
   await walk('');
   return out;
+}
+
+/** Every file (not directory) below `dir`, relative and sorted. */
+export async function listFiles(dir: string): Promise<string[]> {
+  return (await listTree(dir)).filter((e) => !e.isDirectory).map((e) => e.rel);
 }
 
 /**
@@ -48,10 +66,11 @@ export function createArchiveStream(dir: string, format: ArchiveFormat): Readabl
   archive.on('warning', (err) => out.destroy(err));
   archive.on('error', (err) => out.destroy(err));
   archive.pipe(out);
-  listFiles(dir)
-    .then((files) => {
-      for (const rel of files) {
-        archive.file(path.join(dir, rel), { name: rel, store: format === 'zip' && PRECOMPRESSED.test(rel) } as archiver.EntryData);
+  listTree(dir)
+    .then((entries) => {
+      for (const { rel, isDirectory } of entries) {
+        if (isDirectory) archive.append(Buffer.alloc(0), { name: `${rel}/`, type: 'directory', mode: 0o755 } as archiver.EntryData);
+        else archive.file(path.join(dir, rel), { name: rel, store: format === 'zip' && PRECOMPRESSED.test(rel) } as archiver.EntryData);
       }
       return archive.finalize();
     })

@@ -61,9 +61,18 @@ export class DevOpsClient {
     });
   }
 
+  /** The API clients do location look-ups first: those are retried and explained like any call. */
+  private gitApi() {
+    return this.call('connecting to Azure DevOps (Git)', () => this.api.getGitApi());
+  }
+
+  private coreApi() {
+    return this.call('connecting to Azure DevOps (Core)', () => this.api.getCoreApi());
+  }
+
   /** Every repository of the organization, in one call (hidden ones = project wikis, when asked). */
   async listRepositories(includeWikis: boolean): Promise<RepoInfo[]> {
-    const git = await this.api.getGitApi();
+    const git = await this.gitApi();
     const repos = await this.call('listing repositories', () => git.getRepositories(undefined, false, false, includeWikis));
     if (!Array.isArray(repos)) {
       throw new RunError(`Azure DevOps at ${this.orgUrl} did not answer the repository list with a list. Check that organizationUrl is the organization URL (https://dev.azure.com/<org>/) and that no proxy rewrites the answer.`);
@@ -79,7 +88,7 @@ export class DevOpsClient {
 
   /** Every project the credentials can see ($top/$skip paging; the client hides the continuation token). */
   async listProjects(): Promise<ProjectInfo[]> {
-    const core = await this.api.getCoreApi();
+    const core = await this.coreApi();
     const top = 100;
     const out: ProjectInfo[] = [];
     for (let skip = 0; ; skip += top) {
@@ -91,7 +100,7 @@ export class DevOpsClient {
   }
 
   async getRepository(project: string, name: string): Promise<RepoInfo | undefined> {
-    const git = await this.api.getGitApi();
+    const git = await this.gitApi();
     try {
       const r = await this.call(`reading repository ${project}/${name}`, () => git.getRepository(name, project));
       return r ? toRepoInfo(r) : undefined;
@@ -102,7 +111,7 @@ export class DevOpsClient {
   }
 
   async getProject(name: string): Promise<ProjectInfo | undefined> {
-    const core = await this.api.getCoreApi();
+    const core = await this.coreApi();
     try {
       const p = await this.call(`reading project ${name}`, () => core.getProject(name));
       return p?.id && p?.name ? { id: p.id, name: p.name } : undefined;
@@ -114,7 +123,7 @@ export class DevOpsClient {
 
   /** Creates an empty repository (not retried: a create is not idempotent). */
   async createRepository(project: ProjectInfo, name: string): Promise<RepoInfo> {
-    const git = await this.api.getGitApi();
+    const git = await this.gitApi();
     try {
       const r = await git.createRepository({ name, project: { id: project.id } }, project.id);
       const repo = r && toRepoInfo(r);
@@ -131,12 +140,12 @@ export class DevOpsClient {
     const e = err as { statusCode?: number; message?: string; code?: string };
     const status = e?.statusCode;
     const detail = String(e?.message ?? err).split('\n')[0].slice(0, 300);
-    if (status === 401) {
+    if (status === 401 || /TF400813/.test(detail)) {
       return new RunError(`${what}: Azure DevOps refused ${this.credentials.description} (401). ${this.credentials.type === 'pat'
         ? 'The PAT is wrong, expired or for another organization: create one with scope Code (Read) and update the secret.'
         : 'Make sure the job can use System.AccessToken (the SystemVssConnection endpoint) and that organizationUrl is this pipeline\'s organization; for another organization use authType: pat.'}`);
     }
-    if (status === 403) {
+    if (status === 403 || /TF40027\d|TF401027/.test(detail)) {
       return new RunError(`${what}: ${this.credentials.description} has no permission (403). Give the build service identity (or the PAT's user) Read on Repositories; for every project, turn off "Limit job authorization scope to current project" in Project settings → Pipelines → Settings.`);
     }
     if (status === 404 && /listing/.test(what)) {

@@ -32,6 +32,11 @@ export interface ExecResult {
 export interface TaskHost extends Logger {
   /** A task input as the agent passes it (`INPUT_<NAME>`), trimmed; `undefined` when empty. */
   input(name: string): string | undefined;
+  /**
+   * An input that holds a secret (PAT, SAS URL): read without the debug echo task-lib gives every input, and
+   * registered with the agent's masker before anything else can print it.
+   */
+  secretInput(name: string): string | undefined;
   /** A pipeline variable (`System.CollectionUri`, `Agent.TempDirectory`, …), or `undefined`. */
   variable(name: string): string | undefined;
   endpointUrl(id: string): string | undefined;

@@ -49,13 +49,13 @@ export function readOrganization(host: TaskHost): Organization {
 export function readCredentials(host: TaskHost): DevOpsCredentials {
   const type = readPickList(host, 'authType', ['systemToken', 'pat'] as const, 'systemToken') as AuthType;
   if (type === 'pat') {
-    const pat = host.input('personalAccessToken');
+    const pat = host.secretInput('personalAccessToken');
     if (!pat) {
       throw new InputError('personalAccessToken', 'is empty while authType is pat. Create a PAT with scope Code (Read), store it as a secret variable and pass it here, or use authType: systemToken.');
     }
     return DevOpsCredentials.create('pat', pat, host);
   }
-  const token = host.endpointAuthParameter(SYSTEM_CONNECTION, 'AccessToken') ?? host.variable('System.AccessToken');
+  const token = host.endpointAuthParameter(SYSTEM_CONNECTION, 'AccessToken');
   if (!token) {
     throw new InputError('authType', 'is systemToken but the job access token is not available to this task. Run it in an Azure Pipelines job (the agent provides the SystemVssConnection endpoint), or use authType: pat with a personalAccessToken.');
   }

@@ -1,5 +1,6 @@
 /** TaskHost over azure-pipelines-task-lib: the only file that imports task-lib. */
 import * as tl from 'azure-pipelines-task-lib/task';
+import * as tlInternal from 'azure-pipelines-task-lib/internal';
 import { ExecOptions, ExecResult, TaskHost, TaskOutcome } from './host';
 
 const MAX_CAPTURE = 256 * 1024;
@@ -17,6 +18,15 @@ export class TaskLibHost implements TaskHost {
     return value ? value : undefined;
   }
 
+  secretInput(name: string): string | undefined {
+    // tl.getInput would print `name=value` in a debug line first; read the vault it reads, without the echo.
+    const vault = (tlInternal as unknown as { _vault?: { retrieveSecret(key: string): string | undefined } })._vault;
+    const value = (vault ? vault.retrieveSecret(`INPUT_${tlInternal._getVariableKey(name)}`) : tl.getInput(name, false))?.trim();
+    if (!value) return undefined;
+    this.setSecret(value);
+    return value;
+  }
+
   variable(name: string): string | undefined {
     const value = tl.getVariable(name)?.trim();
     return value ? value : undefined;
@@ -26,8 +36,14 @@ export class TaskLibHost implements TaskHost {
     return tl.getEndpointUrl(id, true) || undefined;
   }
 
+  /**
+   * Read from the endpoint's authorization object: task-lib's getEndpointAuthorizationParameter (and getVariable)
+   * print the value in a debug line before anyone could register it as a secret.
+   */
   endpointAuthParameter(id: string, key: string): string | undefined {
-    return tl.getEndpointAuthorizationParameter(id, key, true) || undefined;
+    const params = (tl.getEndpointAuthorization(id, true)?.parameters ?? {}) as Record<string, string>;
+    const found = Object.keys(params).find((k) => k.toLowerCase() === key.toLowerCase());
+    return (found ? params[found] : undefined) || undefined;
   }
 
   endpointAuthScheme(id: string): string | undefined {

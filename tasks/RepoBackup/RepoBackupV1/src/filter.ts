@@ -24,12 +24,12 @@ export function parseFilter(text: string | undefined): RepoFilter {
     if (!pattern.includes('/')) {
       throw new InputError('repositories', `'${line}' has no '/': each line is project/repository, e.g. '*/${pattern || 'api'}' for that repository in any project.`);
     }
+    const [project, repo, ...rest] = pattern.split('/');
     const mm = new Minimatch(pattern, OPTIONS);
-    if (mm.makeRe() === false) {
-      throw new InputError('repositories', `'${line}' is not a valid glob. Use * ? [abc] {a,b} and one '/', e.g. 'Team Alpha/*'.`);
+    if (!project || !repo || rest.length > 0 || mm.makeRe() === false) {
+      throw new InputError('repositories', `'${line}' is not a valid pattern: it needs exactly one '/' between a project part and a repository part, each a glob (* ? [abc] {a,b}), e.g. 'Team Alpha/*'.`);
     }
     (exclude ? excludes : includes).push(mm);
-    const project = pattern.slice(0, pattern.indexOf('/'));
     if (!exclude && project && !/[*?[\]{}]/.test(project)) literalProjects.add(project);
   }
   if (includes.length === 0) includes.push(new Minimatch('*/*', OPTIONS));

@@ -68,7 +68,7 @@ export async function readBackupSettings(host: TaskHost, taskVersion: string, no
 async function readDestination(host: TaskHost, now: Date): Promise<DestinationSettings> {
   const kind = readPickList(host, 'destination', ['azureBlob', 'folder'] as const, 'azureBlob');
   if (kind === 'azureBlob') {
-    const raw = host.input('sasUrl');
+    const raw = host.secretInput('sasUrl');
     if (!raw) {
       throw new InputError('sasUrl', 'is empty. Give a container SAS URL with create+write rights (store it as a secret variable, e.g. sasUrl: $(BackupSasUrl)), or set destination: folder.');
     }
