@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# Creates the storage for RepoBackup@1 with the Azure CLI and prints the create+write-only SAS URL to store
+# as the secret pipeline variable BackupSasUrl.
+#
+#   az login
+#   ACCOUNT=contosorepobackup ./setup-storage.sh
+#
+# Settings (environment variables, defaults in brackets):
+#   ACCOUNT          storage account name, 3-24 lowercase letters/digits, globally unique   (required)
+#   RESOURCE_GROUP   resource group, created if missing                      [rg-repo-backup]
+#   LOCATION         Azure region; pick one outside your DevOps organization's geography   [westeurope]
+#   SKU              Standard_GRS or Standard_RAGRS (geo-redundant, supports the Archive tier)  [Standard_GRS]
+#   CONTAINER        container name                                          [repo-backups]
+#   PROTECTION       versioning | immutability | none                         [versioning]
+#                      versioning:   blob versioning + 30-day soft delete for blobs and containers; an
+#                                    overwritten or deleted backup can be recovered
+#                      immutability: a time-based retention (WORM) policy on the container: no blob can be
+#                                    changed or deleted for IMMUTABLE_DAYS (left unlocked; lock it yourself
+#                                    with `az storage container immutability-policy lock` once you are sure)
+#   IMMUTABLE_DAYS   retention for PROTECTION=immutability                     [365]
+#   POLICY_FILE      lifecycle policy to apply; its "repo-backups/" prefix is replaced by "$CONTAINER/"
+#                                                                             [lifecycle-policy.json beside this script]
+#   EXPIRY           SAS expiry, UTC, e.g. 2026-12-31T00:00Z                   [one year from now]
+#
+# The SAS is signed with the account key; to revoke it early, rotate that key (key1).
+set -euo pipefail
+
+: "${ACCOUNT:?set ACCOUNT to the storage account name, e.g. ACCOUNT=contosorepobackup $0}"
+RESOURCE_GROUP="${RESOURCE_GROUP:-rg-repo-backup}"
+LOCATION="${LOCATION:-westeurope}"
+SKU="${SKU:-Standard_GRS}"
+CONTAINER="${CONTAINER:-repo-backups}"
+PROTECTION="${PROTECTION:-versioning}"
+IMMUTABLE_DAYS="${IMMUTABLE_DAYS:-365}"
+POLICY_FILE="${POLICY_FILE:-$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lifecycle-policy.json}"
+
+if [[ -z "${EXPIRY:-}" ]]; then
+  # GNU date, then BSD/macOS date
+  EXPIRY="$(date -u -d '+1 year' '+%Y-%m-%dT%H:%MZ' 2>/dev/null || date -u -v+1y '+%Y-%m-%dT%H:%MZ')"
+fi
+
+case "$PROTECTION" in
+  versioning | immutability | none) ;;
+  *) echo "PROTECTION must be versioning, immutability or none (got '$PROTECTION')" >&2; exit 2 ;;
+esac
+case "$SKU" in
+  Standard_GRS | Standard_RAGRS | Standard_LRS) ;;
+  *) echo "SKU $SKU: the lifecycle policy moves blobs to Archive, which needs an LRS, GRS or RA-GRS account" >&2; exit 2 ;;
+esac
+if [[ ! -f "$POLICY_FILE" ]]; then
+  echo "lifecycle policy not found: $POLICY_FILE (set POLICY_FILE)" >&2
+  exit 2
+fi
+
+echo "== Resource group $RESOURCE_GROUP ($LOCATION)"
+az group create --name "$RESOURCE_GROUP" --location "$LOCATION" --output none
+
+echo "== Storage account $ACCOUNT ($SKU)"
+az storage account create \
+  --name "$ACCOUNT" --resource-group "$RESOURCE_GROUP" --location "$LOCATION" \
+  --sku "$SKU" --kind StorageV2 --access-tier Hot \
+  --https-only true --min-tls-version TLS1_2 --allow-blob-public-access false \
+  --output none
+
+echo "== Container $CONTAINER"
+az storage container-rm create \
+  --resource-group "$RESOURCE_GROUP" --storage-account "$ACCOUNT" --name "$CONTAINER" \
+  --public-access off --output none
+
+case "$PROTECTION" in
+  versioning)
+    echo "== Blob versioning + 30-day soft delete"
+    az storage account blob-service-properties update \
+      --resource-group "$RESOURCE_GROUP" --account-name "$ACCOUNT" \
+      --enable-versioning true \
+      --enable-delete-retention true --delete-retention-days 30 \
+      --enable-container-delete-retention true --container-delete-retention-days 30 \
+      --output none
+    ;;
+  immutability)
+    echo "== Time-based retention (WORM) on $CONTAINER: $IMMUTABLE_DAYS days, unlocked"
+    az storage container immutability-policy create \
+      --resource-group "$RESOURCE_GROUP" --account-name "$ACCOUNT" --container-name "$CONTAINER" \
+      --period "$IMMUTABLE_DAYS" --output none
+    ;;
+  none)
+    echo "== No versioning or immutability (PROTECTION=none)"
+    ;;
+esac
+
+echo "== Lifecycle policy ($POLICY_FILE, prefix $CONTAINER/)"
+policy="$(mktemp)"
+trap 'rm -f "$policy"' EXIT
+sed "s#\"repo-backups/#\"$CONTAINER/#g" "$POLICY_FILE" > "$policy"
+az storage account management-policy create \
+  --resource-group "$RESOURCE_GROUP" --account-name "$ACCOUNT" --policy "@$policy" --output none
+
+echo "== Create+write-only container SAS, expires $EXPIRY"
+key="$(az storage account keys list --resource-group "$RESOURCE_GROUP" --account-name "$ACCOUNT" --query '[0].value' --output tsv)"
+sas="$(az storage container generate-sas \
+  --account-name "$ACCOUNT" --account-key "$key" --name "$CONTAINER" \
+  --permissions cw --expiry "$EXPIRY" --https-only --output tsv)"
+unset key
+
+cat <<EOT
+
+Done. Store this URL as the secret pipeline variable BackupSasUrl ("Keep this value secret"):
+
+  https://$ACCOUNT.blob.core.windows.net/$CONTAINER?$sas
+
+It can create and write blobs only: it cannot read, list or delete backups. It expires $EXPIRY;
+generate a new one before then with:
+
+  az storage container generate-sas --account-name $ACCOUNT --name $CONTAINER \\
+    --permissions cw --expiry <date> --https-only --account-key "\$(az storage account keys list \\
+    --resource-group $RESOURCE_GROUP --account-name $ACCOUNT --query '[0].value' --output tsv)" --output tsv
+EOT
