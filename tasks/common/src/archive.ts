@@ -15,8 +15,8 @@ export const archiveExtension = (format: ArchiveFormat) => (format === 'zip' ? '
 
 /** Paths (relative, `/`-separated) that hold data compressed already. */
 const PRECOMPRESSED = /^(objects\/|lfs\/objects\/)/;
-/** git-lfs scratch space: never part of a backup. */
-const SKIPPED = /^lfs\/(tmp|incomplete)(\/|$)/;
+/** git-lfs scratch space and git's sample hooks (templates, the same in every repository): never part of a backup. */
+const SKIPPED = /^(lfs\/(tmp|incomplete)(\/|$)|hooks\/[^/]+\.sample$)/;
 
 export interface TreeEntry {
   /** Relative, `/`-separated. */
