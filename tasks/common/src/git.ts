@@ -85,6 +85,86 @@ export class Git {
     const result = await this.run(['rev-parse', '--verify', '--quiet', `${ref}^{commit}`], { cwd: dir, allowFailure: true });
     return result.code === 0 ? result.stdout.trim() : undefined;
   }
+
+  /** The ref a symbolic ref (HEAD) points at, e.g. `refs/heads/main`, or undefined when it is detached or missing. */
+  async symbolicRef(dir: string, name = 'HEAD'): Promise<string | undefined> {
+    const result = await this.run(['symbolic-ref', '--quiet', name], { cwd: dir, allowFailure: true });
+    return result.code === 0 && result.stdout.trim() ? result.stdout.trim() : undefined;
+  }
+
+  /** One value of a config file read as a plain file (no includes, nothing executed), or undefined. */
+  async configFileGet(file: string, key: string): Promise<string | undefined> {
+    const result = await this.run(['config', '--file', file, '--get', key], { allowFailure: true });
+    return result.code === 0 ? result.stdout.trim() : undefined;
+  }
+
+  /**
+   * `git ls-remote` of a remote: its refs (peeled `^{}` lines and HEAD left out). `env` carries the credentials.
+   */
+  async lsRemote(remote: string, env: NodeJS.ProcessEnv, signal?: AbortSignal, cwd?: string): Promise<Ref[]> {
+    const out = (await this.run(['ls-remote', remote], { env, signal, cwd })).stdout;
+    const refs: Ref[] = [];
+    for (const line of out.split('\n')) {
+      const tab = line.indexOf('\t');
+      if (tab < 0) continue;
+      const name = line.slice(tab + 1).trim();
+      if (!name.startsWith('refs/') || name.endsWith('^{}')) continue;
+      refs.push({ oid: line.slice(0, tab).trim(), name });
+    }
+    return refs;
+  }
+
+  /**
+   * `git push --porcelain` of explicit refspecs from the repository in `dir` (hooks are not run). Returns the
+   * status git reports for each ref; rejected refs do not throw. Throws a GitError when git reports no ref at all
+   * (the transport failed: network, authentication, server error).
+   */
+  async push(dir: string, remote: string, refspecs: string[], env: NodeJS.ProcessEnv, signal?: AbortSignal): Promise<PushResult> {
+    const result = await this.run(['push', '--porcelain', '--no-verify', '--no-progress', remote, ...refspecs], {
+      cwd: dir, env, signal, allowFailure: true,
+    });
+    const updates = parsePushPorcelain(result.stdout);
+    if (result.code !== 0 && updates.length === 0) throw new GitError('git push', result.code, result.stderr);
+    return { code: result.code, updates, stderr: result.stderr };
+  }
+
+  /**
+   * `git lfs push --all <remote>`: uploads every LFS object referenced from any local ref that the local LFS store
+   * holds. Objects the store lacks are reported (with `lfs.allowincompletepush` in `env`) rather than fatal.
+   */
+  async lfsPushAll(dir: string, remote: string, env: NodeJS.ProcessEnv, signal?: AbortSignal): Promise<{ missing: string[]; output: string }> {
+    const result = await this.run(['lfs', 'push', '--all', remote], { cwd: dir, env, signal, allowFailure: true });
+    const output = `${result.stdout}\n${result.stderr}`;
+    if (result.code === 0) return { missing: missingLfsObjects(output), output };
+    throw new GitError('git lfs push --all', result.code, result.stderr || result.stdout);
+  }
+}
+
+export interface PushUpdate {
+  /** git's flag: ` ` fast-forward, `+` forced, `-` deleted, `*` new, `=` up to date, `!` rejected. */
+  flag: string;
+  /** The destination ref. */
+  ref: string;
+  /** e.g. `[new branch]`, `[remote rejected] (hook declined)`. */
+  summary: string;
+}
+
+export interface PushResult {
+  code: number;
+  updates: PushUpdate[];
+  stderr: string;
+}
+
+/** Parses `git push --porcelain` output: `<flag>\t<from>:<to>\t<summary>` lines. */
+export function parsePushPorcelain(stdout: string): PushUpdate[] {
+  const out: PushUpdate[] = [];
+  for (const line of stdout.split('\n')) {
+    const m = /^([ +\-*=!])\t([^\t]*)\t(.*)$/.exec(line.replace(/\r$/, ''));
+    if (!m) continue;
+    const colon = m[2].lastIndexOf(':');
+    out.push({ flag: m[1], ref: colon >= 0 ? m[2].slice(colon + 1) : m[2], summary: m[3].trim() });
+  }
+  return out;
 }
 
 /** Object ids git-lfs names in its "does not exist on the server" / 404 lines. */

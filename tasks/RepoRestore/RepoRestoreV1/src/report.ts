@@ -1,0 +1,111 @@
+/** What a restore did, and the markdown summary attached to the run. */
+import { ArchiveFormat } from '../../../common/src/archive';
+
+export type RefKind = 'branches' | 'tags' | 'notes' | 'other';
+
+export function refKind(ref: string): RefKind {
+  if (ref.startsWith('refs/heads/')) return 'branches';
+  if (ref.startsWith('refs/tags/')) return 'tags';
+  if (ref.startsWith('refs/notes/')) return 'notes';
+  return 'other';
+}
+
+export interface RestoreReport {
+  /** What was asked for, e.g. `Team Alpha/api (newest manifest)` or the archive path. */
+  requested?: string;
+  startedAt: Date;
+  finishedAt?: Date;
+  /** The archive path relative to the source root. */
+  archive?: string;
+  manifest?: string;
+  format?: ArchiveFormat;
+  /** The backed-up repository, as the manifest names it. */
+  source?: { project: string; repository: string; isWiki: boolean };
+  bytes?: number;
+  sha256?: string;
+  /** Where the SHA-256 values the archive matched came from. */
+  checksums: string[];
+  target?: {
+    project: string;
+    repository: string;
+    id?: string;
+    url?: string;
+    /** Before the restore: missing (then created), empty, or non-empty (allowNonEmpty). */
+    state: 'missing' | 'created' | 'empty' | 'non-empty';
+    existingRefs?: number;
+  };
+  head?: string;
+  /** The target's default branch after the restore. */
+  defaultBranch?: string;
+  refs: {
+    inArchive: number;
+    /** Created or updated on the target. */
+    pushed: number;
+    /** Already there with the same object id. */
+    upToDate: number;
+    byKind: Record<RefKind, number>;
+    skippedPull: string[];
+    rejected: Array<{ ref: string; reason: string }>;
+    /** The target listed every restored ref at the archive's object id afterwards. */
+    verified: boolean;
+  };
+  lfs: { objects: number; bytes: number; missing: string[]; pushed: boolean };
+  warnings: string[];
+  /** The archive was downloaded, verified, extracted and checked. */
+  checked: boolean;
+  /** Whether anything was written to Azure DevOps (repository created, LFS objects or refs pushed). */
+  targetTouched: boolean;
+  error?: string;
+}
+
+export function formatBytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  const units = ['KB', 'MB', 'GB', 'TB'];
+  let v = n;
+  let i = -1;
+  do { v /= 1024; i++; } while (v >= 1024 && i < units.length - 1);
+  return `${v.toFixed(v < 10 ? 1 : 0)} ${units[i]}`;
+}
+
+const cell = (s: string) => s.replace(/\|/g, '\\|').replace(/\r?\n/g, ' ');
+const code = (s: string) => `\`${s.replace(/`/g, "'")}\``;
+
+export function summaryMarkdown(report: RestoreReport, sourceDescription: string): string {
+  const r = report;
+  const ok = !r.error;
+  const target = r.target ? `${r.target.project}/${r.target.repository}` : '(target)';
+  const from = r.source ? `${r.source.project}/${r.source.repository}` : r.archive ? r.archive.split('/').slice(-2).join('/') : r.requested ?? '(archive)';
+  const restored = r.refs.pushed + r.refs.upToDate;
+  const seconds = r.finishedAt ? ((r.finishedAt.getTime() - r.startedAt.getTime()) / 1000).toFixed(1) : '?';
+  const lines: string[] = [
+    `### RepoRestore: ${ok ? (r.warnings.length ? '⚠️' : '✅') : '❌'} ${cell(from)} → ${cell(target)}`,
+    '',
+  ];
+  if (r.error) lines.push(`**Failed:** ${cell(r.error)}`, '', r.targetTouched ? '> The target repository was changed before the failure; see the counts below.' : '> The target repository was not created or changed.', '');
+  lines.push(
+    `Source: ${cell(sourceDescription)}${r.archive ? ` · archive ${code(r.archive)}` : ''}${r.manifest ? ` (from manifest ${code(r.manifest)})` : ''}`,
+  );
+  if (r.sha256) {
+    lines.push('', `Archive: ${formatBytes(r.bytes ?? 0)}, SHA-256 ${code(r.sha256)} ${r.checksums.length ? `verified against ${r.checksums.map(cell).join(' and ')}` : '**not verified** (no checksum stored)'}`);
+  }
+  if (r.target) {
+    const state = { missing: 'does not exist', created: 'created by this run', empty: 'existed, empty', 'non-empty': `existed with ${r.target.existingRefs ?? '?'} refs` }[r.target.state];
+    lines.push('', `Target: **${cell(target)}** — ${state}${r.defaultBranch ? ` · default branch ${code(r.defaultBranch)}` : ''}`);
+  }
+  if (r.checked) {
+    lines.push('', '| | |', '|---|---|',
+      `| Refs in the archive | ${r.refs.inArchive} |`,
+      `| Refs restored | ${restored} (branches ${r.refs.byKind.branches}, tags ${r.refs.byKind.tags}, notes ${r.refs.byKind.notes}, other ${r.refs.byKind.other})${r.refs.upToDate ? `; ${r.refs.upToDate} of them were already there` : ''}${r.refs.verified ? ' — verified on the target' : ''} |`,
+      `| LFS objects restored | ${r.lfs.pushed ? r.lfs.objects : 0} of ${r.lfs.objects} (${formatBytes(r.lfs.bytes)})${r.lfs.missing.length ? `; ${r.lfs.missing.length} referenced but missing from the backup` : ''} |`,
+      `| Skipped | ${r.refs.skippedPull.length ? `${r.refs.skippedPull.length} pull request ref(s) (${code('refs/pull/*')}): Azure DevOps owns them and refuses pushes; pull requests are not part of a git backup` : 'nothing'} |`,
+      `| Time | ${seconds} s |`,
+    );
+  }
+  if (r.refs.rejected.length) {
+    lines.push('', `**${r.refs.rejected.length} ref(s) not restored:**`, '');
+    for (const x of r.refs.rejected.slice(0, 50)) lines.push(`- ${code(x.ref)}: ${cell(x.reason)}`);
+    if (r.refs.rejected.length > 50) lines.push(`- … and ${r.refs.rejected.length - 50} more`);
+  }
+  for (const w of r.warnings) lines.push('', `> ⚠️ ${cell(w)}`);
+  return lines.join('\n') + '\n';
+}

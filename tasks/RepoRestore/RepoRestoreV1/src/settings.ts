@@ -1,0 +1,157 @@
+/** RepoRestore@1's inputs → one typed, validated settings object. Every validation message lives here. */
+import { promises as fsp, constants as fsc } from 'fs';
+import * as path from 'path';
+import { ArchiveFormat } from '../../../common/src/archive';
+import { DevOpsCredentials, registerSasSecrets } from '../../../common/src/credentials';
+import { InputError } from '../../../common/src/errors';
+import { formatOfName } from '../../../common/src/extract';
+import { TaskHost } from '../../../common/src/host';
+import { Organization, readBoolean, readCredentials, readOrganization, readPickList, readTempDir } from '../../../common/src/inputs';
+import { ContainerSas, parseContainerSas } from '../../../common/src/sas';
+
+export type SourceSettings =
+  | { kind: 'azureBlob'; sas: ContainerSas }
+  | { kind: 'folder'; path: string };
+
+export type Selection =
+  /** An archive named by its path relative to the container / folder root. */
+  | { kind: 'archive'; path: string; format: ArchiveFormat }
+  /** A repository looked up in a manifest (the newest one below the root when `manifest` is absent). */
+  | { kind: 'manifest'; manifest?: string; project: string; repository: string };
+
+export interface RestoreSettings {
+  organization: Organization;
+  credentials: DevOpsCredentials;
+  source: SourceSettings;
+  selection: Selection;
+  target: { project: string; repository: string };
+  /** Push into a target repository that already has refs (fast-forward only; nothing is overwritten). */
+  allowNonEmpty: boolean;
+  /** Restore an archive for which no SHA-256 is stored anywhere (a mismatch always fails). */
+  allowMissingChecksum: boolean;
+  tempDir: string;
+  taskVersion: string;
+}
+
+export async function readRestoreSettings(host: TaskHost, taskVersion: string, now = new Date()): Promise<RestoreSettings> {
+  const organization = readOrganization(host);
+  const credentials = readRestoreCredentials(host);
+  const selection = readSelection(host);
+  const source = await readSource(host, selection, now);
+  const target = readTarget(host);
+  const allowNonEmpty = readBoolean(host, 'allowNonEmpty', false);
+  const allowMissingChecksum = readBoolean(host, 'allowMissingChecksum', false);
+  return { organization, credentials, source, selection, target, allowNonEmpty, allowMissingChecksum, tempDir: readTempDir(host), taskVersion };
+}
+
+/** The shared reader, with the PAT scope a restore needs (it writes). */
+function readRestoreCredentials(host: TaskHost): DevOpsCredentials {
+  try {
+    return readCredentials(host);
+  } catch (err) {
+    if (err instanceof InputError && err.input === 'personalAccessToken') {
+      throw new InputError('personalAccessToken', 'is empty while authType is pat. Create a PAT with scope Code (Read & write) (plus permission to create repositories in the target project), store it as a secret variable and pass it here, or use authType: systemToken.');
+    }
+    throw err;
+  }
+}
+
+/** A `/`-separated path relative to the source root; no `.`/`..` segments, no URL. */
+function relativePath(input: string, raw: string): string {
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(raw)) {
+    throw new InputError(input, 'is a URL. Give the path relative to the container or folder root, e.g. contoso/2026-12-02/1234.1/Team Alpha/api.zip.');
+  }
+  const segments = raw.replace(/\\/g, '/').split('/').filter((s) => s !== '');
+  if (segments.length === 0) throw new InputError(input, 'is empty.');
+  if (segments.some((s) => s === '.' || s === '..')) throw new InputError(input, `'${raw}' must not contain '.' or '..' segments.`);
+  return segments.join('/');
+}
+
+function readSelection(host: TaskHost): Selection {
+  const archive = host.input('archive');
+  const manifest = host.input('manifest');
+  const repository = host.input('repository');
+  if (archive) {
+    if (manifest || repository) {
+      throw new InputError('archive', 'is set together with manifest/repository. Name the archive (archive: <path>) or a repository in a manifest (repository: <project>/<repo>, optionally manifest: <path>), not both.');
+    }
+    const p = relativePath('archive', archive);
+    const format = formatOfName(p);
+    if (!format) throw new InputError('archive', `'${p}' is not a .zip or .tar.gz archive. Give the path of an archive RepoBackup wrote, e.g. contoso/2026-12-02/1234.1/Team Alpha/api.zip.`);
+    return { kind: 'archive', path: p, format };
+  }
+  if (!repository) {
+    throw new InputError('repository', 'is empty and no archive is named. Give the repository to restore as <project>/<repository> (it is looked up in the manifest, the newest one when manifest is empty), or give archive: <path of the archive>.');
+  }
+  const slash = repository.indexOf('/');
+  const project = slash > 0 ? repository.slice(0, slash).trim() : '';
+  const repo = slash > 0 ? repository.slice(slash + 1).trim() : '';
+  if (!project || !repo || repo.includes('/')) {
+    throw new InputError('repository', `'${repository}' is not <project>/<repository>. Example: Team Alpha/api.`);
+  }
+  let manifestPath: string | undefined;
+  if (manifest) {
+    manifestPath = relativePath('manifest', manifest);
+    if (!/\.json$/i.test(manifestPath)) throw new InputError('manifest', `'${manifestPath}' is not a manifest (.json). Example: contoso/2026-12-02/1234.1/manifest.json.`);
+  }
+  return { kind: 'manifest', manifest: manifestPath, project, repository: repo };
+}
+
+async function readSource(host: TaskHost, selection: Selection, now: Date): Promise<SourceSettings> {
+  const kind = readPickList(host, 'source', ['azureBlob', 'folder'] as const, 'azureBlob');
+  if (kind === 'azureBlob') {
+    const raw = host.secretInput('sasUrl');
+    if (!raw) {
+      throw new InputError('sasUrl', 'is empty. Give a container SAS URL with read rights (sp=r; sp=rl to pick the newest manifest), stored as a secret variable, e.g. sasUrl: $(RestoreSasUrl); or set source: folder.');
+    }
+    let parsed: URL | undefined;
+    try { parsed = new URL(raw); } catch { /* reported below */ }
+    if (parsed) registerSasSecrets(parsed, host);
+    const needsList = selection.kind === 'manifest' && !selection.manifest;
+    const sas = parseContainerSas(raw, 'sasUrl', needsList
+      ? { allOf: ['r', 'l'], purpose: 'reading a backup and finding the newest manifest (manifest is empty)' }
+      : { allOf: ['r'], purpose: 'reading a backup' }, host, now);
+    return { kind, sas };
+  }
+  const folder = host.input('folderPath');
+  if (!folder) throw new InputError('folderPath', 'is empty while source is folder. Enter the folder (or file share) the backup task wrote to.');
+  const resolved = path.resolve(folder);
+  try {
+    const stat = await fsp.stat(resolved);
+    if (!stat.isDirectory()) throw new InputError('folderPath', `'${folder}' is not a folder.`);
+    await fsp.access(resolved, fsc.R_OK);
+  } catch (err) {
+    if (err instanceof InputError) throw err;
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new InputError('folderPath', code === 'ENOENT'
+      ? `'${folder}' does not exist. Enter the folder the backup task wrote to.`
+      : `'${folder}' is not readable by the agent (${code ?? 'error'}). Grant the agent's account read access.`);
+  }
+  return { kind, path: resolved };
+}
+
+const RESERVED = /^(con|prn|aux|nul|com\d|lpt\d)$/i;
+const FORBIDDEN = /[\\/:*?"<>|;#$*{},+=[\]]/;
+
+/** Azure Repos' naming rules for a repository, so a bad name fails before anything is downloaded. */
+export function repositoryNameProblem(name: string): string | undefined {
+  if (name.length > 64) return `is ${name.length} characters long; Azure Repos allows at most 64.`;
+  // eslint-disable-next-line no-control-regex
+  if (/[\u0000-\u001f\u007f\ud800-\udfff]/.test(name)) return 'contains control characters.';
+  const bad = FORBIDDEN.exec(name);
+  if (bad) return `contains '${bad[0]}', which Azure Repos does not allow in a repository name (none of \\ / : * ? " < > | ; # $ { } , + = [ ]).`;
+  if (name.startsWith('_')) return 'starts with an underscore, which Azure Repos does not allow.';
+  if (name.startsWith('.') || name.endsWith('.')) return 'starts or ends with a period, which Azure Repos does not allow.';
+  if (RESERVED.test(name)) return `is a reserved name (${name}).`;
+  return undefined;
+}
+
+function readTarget(host: TaskHost): { project: string; repository: string } {
+  const project = host.input('targetProject');
+  if (!project) throw new InputError('targetProject', 'is empty. Enter the Azure DevOps project that receives the restored repository, e.g. Team Alpha.');
+  const repository = host.input('targetRepository');
+  if (!repository) throw new InputError('targetRepository', 'is empty. Enter the name of the repository to restore into; it is created when it does not exist, e.g. api-restored.');
+  const problem = repositoryNameProblem(repository);
+  if (problem) throw new InputError('targetRepository', `'${repository}' ${problem}`);
+  return { project, repository };
+}

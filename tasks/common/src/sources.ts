@@ -1,0 +1,185 @@
+/**
+ * Where backups are read from, for restore: an Azure Blob container through a container SAS (read; list only to
+ * find the newest manifest), or a folder. A Source opens one stored object as a stream together with the SHA-256
+ * stored beside it (blob metadata `sha256`, or the `<name>.sha256` file a folder destination writes), and lists
+ * manifests. It knows nothing of git or archives.
+ */
+import { AnonymousCredential, ContainerClient } from '@azure/storage-blob';
+import { createReadStream, promises as fsp } from 'fs';
+import * as path from 'path';
+import { Readable } from 'stream';
+import { redact } from './credentials';
+
+export interface SourceObject {
+  stream: Readable;
+  /** Bytes, when known before reading. */
+  size?: number;
+  /** The SHA-256 stored beside the object (lower-case hex), when there is one. */
+  sha256?: string;
+  /** Where `sha256` came from, for the log: `blob metadata`, `<name>.sha256`. */
+  sha256From?: string;
+  /** Other metadata stored with the object (blob metadata), keys lower-case. */
+  metadata: Record<string, string>;
+}
+
+export interface ManifestInfo {
+  /** Path relative to the source root, `/`-separated. */
+  name: string;
+  lastModified: Date;
+}
+
+export interface Source {
+  /** Where the data comes from, safe to log (no SAS). */
+  readonly description: string;
+  /** Opens `name` (a `/`-separated path relative to the root). Throws NotFoundError when it does not exist. */
+  open(name: string, signal?: AbortSignal): Promise<SourceObject>;
+  /** Every manifest (`manifest.json`, `manifest.job-N-of-M.json`) below the root, newest first. */
+  listManifests(signal?: AbortSignal): Promise<ManifestInfo[]>;
+}
+
+export class NotFoundError extends Error {
+  constructor(readonly objectName: string, where: string) {
+    super(`'${objectName}' does not exist in ${where}`);
+    this.name = 'NotFoundError';
+  }
+}
+
+/** A manifest's file name, as RepoBackup writes it (one per job of a run). */
+export const MANIFEST_NAME = /(^|\/)manifest(\.job-\d+-of-\d+)?\.json$/;
+
+const SHA256 = /^[0-9a-f]{64}$/;
+
+function byNewest(a: ManifestInfo, b: ManifestInfo): number {
+  return b.lastModified.getTime() - a.lastModified.getTime() || (a.name < b.name ? 1 : a.name > b.name ? -1 : 0);
+}
+
+/** Blob storage through a container SAS. Downloads resume where a broken stream stopped (the SDK retries). */
+export class BlobSource implements Source {
+  private readonly container: ContainerClient;
+
+  constructor(sasUrl: URL, readonly description: string, private readonly maxTries = 5) {
+    this.container = new ContainerClient(sasUrl.toString(), new AnonymousCredential(), {
+      retryOptions: { maxTries, retryDelayInMs: 1000, maxRetryDelayInMs: 30_000 },
+      userAgentOptions: { userAgentPrefix: 'RepoRestore' },
+    });
+  }
+
+  async open(name: string, signal?: AbortSignal): Promise<SourceObject> {
+    const blob = this.container.getBlobClient(name);
+    let response;
+    try {
+      response = await blob.download(0, undefined, { maxRetryRequests: this.maxTries, abortSignal: signal });
+    } catch (err) {
+      throw blobReadError(err, name, this.description, 'r');
+    }
+    const body = response.readableStreamBody;
+    if (!body) throw new Error(`Blob storage answered the download of '${name}' without a body.`);
+    const metadata: Record<string, string> = {};
+    for (const [k, v] of Object.entries(response.metadata ?? {})) if (typeof v === 'string') metadata[k.toLowerCase()] = v;
+    const sha = metadata.sha256?.trim().toLowerCase();
+    return {
+      stream: body as Readable,
+      size: response.contentLength,
+      sha256: sha && SHA256.test(sha) ? sha : undefined,
+      sha256From: 'blob metadata',
+      metadata,
+    };
+  }
+
+  async listManifests(signal?: AbortSignal): Promise<ManifestInfo[]> {
+    const out: ManifestInfo[] = [];
+    try {
+      for await (const page of this.container.listBlobsFlat({ abortSignal: signal }).byPage({ maxPageSize: 5000 })) {
+        for (const item of page.segment.blobItems) {
+          if (MANIFEST_NAME.test(item.name)) out.push({ name: item.name, lastModified: item.properties.lastModified });
+        }
+      }
+    } catch (err) {
+      throw blobReadError(err, '(listing)', this.description, 'l');
+    }
+    return out.sort(byNewest);
+  }
+}
+
+function blobReadError(err: unknown, name: string, where: string, permission: 'r' | 'l'): Error {
+  const e = err as { statusCode?: number; code?: string; message?: string; details?: { errorCode?: string }; name?: string };
+  if (e?.name === 'AbortError') return err as Error;
+  const code = e?.details?.errorCode ?? e?.code;
+  if (e?.statusCode === 404 && /BlobNotFound/i.test(String(code))) return new NotFoundError(name, where);
+  if (e?.statusCode === 404 && /ContainerNotFound/i.test(String(code))) {
+    return new Error(`The container of ${where} does not exist (404 ContainerNotFound). Check the container name in sasUrl.`);
+  }
+  if (e?.statusCode === 409 && /BlobArchived/i.test(String(code))) {
+    return new Error(`'${name}' is in the Archive access tier and cannot be read until it is rehydrated: set its tier to Hot or Cool (e.g. az storage blob set-tier --tier Hot --rehydrate-priority High …), wait for the rehydration (hours), then run again.`);
+  }
+  if (e?.statusCode === 403) {
+    const what = permission === 'l' ? 'listing the container' : `reading '${name}'`;
+    return new Error(`Blob storage refused ${what} (403 ${code ?? ''}): the SAS lacks ${permission === 'l' ? 'list (l)' : 'read (r)'} rights, has expired, or the storage firewall blocks this agent.`);
+  }
+  const message = redact(String(e?.message ?? err).split('\n')[0]);
+  return new Error(`${permission === 'l' ? 'listing the container' : `reading '${name}'`} failed${e?.statusCode ? ` (HTTP ${e.statusCode}${code ? ` ${code}` : ''})` : ''}: ${message}`);
+}
+
+/** A folder (local disk or file share) as a folder destination wrote it: `<name>` plus `<name>.sha256`. */
+export class FolderSource implements Source {
+  readonly description: string;
+  private readonly root: string;
+
+  constructor(root: string) {
+    this.root = path.resolve(root);
+    this.description = `folder ${this.root}`;
+  }
+
+  private resolve(name: string): string {
+    const target = path.resolve(this.root, ...name.split('/'));
+    if (!target.startsWith(this.root + path.sep)) throw new Error(`'${name}' points outside ${this.description}`);
+    return target;
+  }
+
+  async open(name: string): Promise<SourceObject> {
+    const file = this.resolve(name);
+    let size: number;
+    try {
+      const stat = await fsp.stat(file);
+      if (!stat.isFile()) throw new NotFoundError(name, this.description);
+      size = stat.size;
+    } catch (err) {
+      if (err instanceof NotFoundError || (err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR') {
+        throw new NotFoundError(name, this.description);
+      }
+      throw err;
+    }
+    let sha256: string | undefined;
+    try {
+      // `sha256sum` format: `<hex>  <file name>`.
+      const first = (await fsp.readFile(`${file}.sha256`, 'utf8')).trim().split(/\s+/)[0]?.toLowerCase();
+      if (first && SHA256.test(first)) sha256 = first;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+    return { stream: createReadStream(file, { highWaterMark: 1 << 20 }), size, sha256, sha256From: `${path.basename(file)}.sha256`, metadata: {} };
+  }
+
+  /** Manifests sit in run folders `<org>/<date>/<run>/`; the walk goes no deeper than that. */
+  async listManifests(): Promise<ManifestInfo[]> {
+    const out: ManifestInfo[] = [];
+    const walk = async (rel: string, depth: number): Promise<void> => {
+      let entries;
+      try {
+        entries = await fsp.readdir(path.join(this.root, ...rel.split('/').filter(Boolean)), { withFileTypes: true });
+      } catch {
+        return;
+      }
+      for (const entry of entries) {
+        const child = rel ? `${rel}/${entry.name}` : entry.name;
+        if (entry.isDirectory() && depth < 3) await walk(child, depth + 1);
+        else if (entry.isFile() && MANIFEST_NAME.test(entry.name)) {
+          const stat = await fsp.stat(path.join(this.root, ...child.split('/')));
+          out.push({ name: child, lastModified: stat.mtime });
+        }
+      }
+    };
+    await walk('', 0);
+    return out.sort(byNewest);
+  }
+}
