@@ -15,6 +15,8 @@ export interface PutOptions {
   contentType?: string;
   /** Called once the body has ended (so it may carry the body's hash); the values end up with the stored object. */
   metadata?: () => Metadata;
+  /** Leave the object in the account's default tier even when an access tier is configured (manifests must stay readable). */
+  defaultTier?: boolean;
 }
 
 export class AlreadyExistsError extends Error {
@@ -89,7 +91,7 @@ export class BlobDestination implements Destination {
       await blob.commitBlockList(ids, {
         conditions: { ifNoneMatch: '*' },
         metadata: options.metadata?.(),
-        tier: this.tier || undefined,
+        tier: options.defaultTier ? undefined : this.tier || undefined,
         blobHTTPHeaders: { blobContentType: options.contentType ?? 'application/octet-stream' },
       });
     } catch (err) {

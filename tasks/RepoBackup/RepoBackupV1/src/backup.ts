@@ -102,6 +102,7 @@ export async function runBackup(settings: BackupSettings, deps: BackupDeps): Pro
   const manifest = JSON.stringify(buildManifest(settings, plan, report, destination.description), null, 2);
   await withRetry('storing the manifest', () => destination.put(plan.manifestName, Readable.from([Buffer.from(manifest)]), {
     contentType: 'application/json',
+    defaultTier: true,
     metadata: () => ({ sha256: createHash('sha256').update(manifest).digest('hex'), kind: 'repobackup-manifest' }),
   }), classifyStoreError, log, deps.retry ?? defaultRetryPolicy, deps.signal);
   log.info(`Manifest stored as ${plan.manifestName}`);
