@@ -2,6 +2,7 @@
 import { RepoInfo } from '../../../common/src/devops';
 import { Plan } from './plan';
 import { BackupSettings } from './settings';
+import { cell, formatBytes } from '../../../common/src/format';
 
 export type RepoStatus = 'ok' | 'skipped' | 'failed';
 
@@ -64,6 +65,7 @@ export function buildManifest(settings: BackupSettings, plan: Plan, report: RunR
       destination,
     },
     totals: { listed: plan.listed, ...counts(report.results), otherShards: plan.otherShards },
+    warnings: report.warnings,
     repositories: report.results.map((r) => ({
       project: r.repo.project.name,
       projectId: r.repo.project.id,
@@ -88,16 +90,7 @@ export function buildManifest(settings: BackupSettings, plan: Plan, report: RunR
   };
 }
 
-export function formatBytes(n: number): string {
-  if (n < 1024) return `${n} B`;
-  const units = ['KB', 'MB', 'GB', 'TB'];
-  let v = n;
-  let i = -1;
-  do { v /= 1024; i++; } while (v >= 1024 && i < units.length - 1);
-  return `${v.toFixed(v < 10 ? 1 : 0)} ${units[i]}`;
-}
-
-const cell = (s: string) => s.replace(/\|/g, '\\|').replace(/\r?\n/g, ' ');
+export { formatBytes };
 
 export function summaryMarkdown(settings: BackupSettings, plan: Plan, report: RunReport, destination: string, manifestStored?: string): string {
   const c = counts(report.results);

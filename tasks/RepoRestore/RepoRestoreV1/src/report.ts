@@ -1,5 +1,6 @@
 /** What a restore did, and the markdown summary attached to the run. */
 import { ArchiveFormat } from '../../../common/src/archive';
+import { cell, formatBytes } from '../../../common/src/format';
 
 export type RefKind = 'branches' | 'tags' | 'notes' | 'other';
 
@@ -58,16 +59,6 @@ export interface RestoreReport {
   error?: string;
 }
 
-export function formatBytes(n: number): string {
-  if (n < 1024) return `${n} B`;
-  const units = ['KB', 'MB', 'GB', 'TB'];
-  let v = n;
-  let i = -1;
-  do { v /= 1024; i++; } while (v >= 1024 && i < units.length - 1);
-  return `${v.toFixed(v < 10 ? 1 : 0)} ${units[i]}`;
-}
-
-const cell = (s: string) => s.replace(/\|/g, '\\|').replace(/\r?\n/g, ' ');
 const code = (s: string) => `\`${s.replace(/`/g, "'")}\``;
 
 export function summaryMarkdown(report: RestoreReport, sourceDescription: string): string {

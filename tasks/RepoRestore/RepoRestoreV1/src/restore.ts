@@ -17,7 +17,8 @@ import { Logger } from '../../../common/src/host';
 import { defaultRetryPolicy, RetryPolicy, withRetry } from '../../../common/src/retry';
 import { NotFoundError, Source } from '../../../common/src/sources';
 import { locate, Located } from './locate';
-import { formatBytes, RefKind, refKind, RestoreReport } from './report';
+import { formatBytes } from '../../../common/src/format';
+import { RefKind, refKind, RestoreReport } from './report';
 import { RestoreSettings } from './settings';
 
 export interface RestoreDeps {
