@@ -53,7 +53,7 @@ export interface Manifest {
 }
 
 export function manifests(files: Map<string, StoredFile>): Manifest[] {
-  return [...files.values()].filter((f) => /\/manifest(\.job-\d+-of-\d+)?\.json$/.test(f.name)).map((f) => JSON.parse(f.bytes.toString('utf8')));
+  return [...files.values()].filter((f) => /\/manifest(\.job-\d+-of-\d+)?(~\d+)?\.json$/.test(f.name)).map((f) => JSON.parse(f.bytes.toString('utf8')));
 }
 
 /**

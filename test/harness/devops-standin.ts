@@ -18,6 +18,7 @@ import * as http from 'http';
 import * as net from 'net';
 import * as path from 'path';
 import { Transform } from 'stream';
+import * as zlib from 'zlib';
 import { pipeline } from 'stream/promises';
 import { git, gitEnv } from './util';
 
@@ -41,6 +42,15 @@ export interface StandInRepo {
   /** A project wiki: a hidden repository, listed only with `includeHidden=true` and by the wiki API. */
   isWiki: boolean;
   wikiId?: string;
+  /**
+   * Listed only (scale tests): no bare repository on disk; the REST API reports `listedSize` and a default
+   * branch, git and LFS requests answer 404.
+   */
+  virtual?: boolean;
+  /** The default branch a virtual repository reports. */
+  virtualDefaultBranch?: string;
+  /** Overrides the `size` the REST API reports (otherwise the size of `objects/` on disk). */
+  listedSize?: number;
 }
 
 export interface RequestLogEntry {
@@ -54,15 +64,36 @@ export interface RequestLogEntry {
   authScheme?: string;
   /** True when the response was cut off (client gone or a `resetGit` fault). */
   aborted?: boolean;
+  /** `Date.now()` when the request arrived. */
+  at: number;
+  /** `Date.now()` when the response closed (absent while open). */
+  endedAt?: number;
 }
 
 export interface Faults {
-  /** The next `count` REST requests (any REST route, OPTIONS included, after auth) get 429 + rate-limit headers. */
-  throttleRest?: { count: number; retryAfterSeconds: number };
-  /** The next `count` REST requests get `status` (e.g. 503) with a JSON error. */
-  failRest?: { count: number; status: number };
-  /** The next `count` POST git-upload-pack requests of repo `repo` (name or id) lose their socket after the first body bytes. */
-  resetGit?: { repo: string; count: number };
+  /**
+   * The next `count` REST requests (any REST route, OPTIONS included, after auth) get 429 + rate-limit headers.
+   * With `path`, only requests whose path + query matches it count.
+   */
+  throttleRest?: { count: number; retryAfterSeconds: number; path?: RegExp };
+  /**
+   * The next `count` REST requests get `status` (e.g. 503, 403) with a JSON error (`message`, `typeKey` if given).
+   * With `path`, only requests whose path + query matches it count.
+   */
+  failRest?: { count: number; status: number; path?: RegExp; message?: string; typeKey?: string };
+  /**
+   * Malformed answers with status 200, as a broken proxy or a changed API might give them, for the next `count`
+   * (default: every) REST requests whose path + query matches `path` (default: the repository list). `html`: a
+   * sign-in page as text/html; `truncate`: the JSON cut in half; `transform`: the JSON body the route would have
+   * sent, rewritten (return what to send instead: any JSON value, or a string sent as is).
+   */
+  malformedRest?: { path?: RegExp; count?: number; html?: boolean; truncate?: boolean; transform?(body: any): unknown };
+  /**
+   * The next `count` POST git-upload-pack requests of repo `repo` (name or id) lose their socket after the first
+   * body bytes. `onlyPack`: only the requests that fetch a pack (v2 `command=fetch`, v0 `want` lines) count, not
+   * v2's ref listing; `afterBytes`: the socket goes after that many bytes of the answer (mid-pack), not the first.
+   */
+  resetGit?: { repo: string; count: number; onlyPack?: boolean; afterBytes?: number };
   /** While true, every REST request gets a 200 text/html sign-in page. */
   htmlRest?: boolean;
   /** While set, every git smart-HTTP request of repo `repo` waits `delayMs` before it is answered. */
@@ -144,7 +175,10 @@ const projectNotFound = (nameOrId: string) =>
     `TF200016: The following project does not exist: ${nameOrId}. Verify that the name of the project is correct and that the project exists on the specified Azure DevOps Server.`,
     'ProjectDoesNotExistWithNameException');
 
-const sameName = (a: string, b: string) => a.localeCompare(b, undefined, { sensitivity: 'accent' }) === 0;
+const ASCII = /^[\x00-\x7f]*$/;
+/** Case-insensitive, accent-sensitive, as Azure DevOps compares names (ASCII fast path: thousands of repositories). */
+const sameName = (a: string, b: string) =>
+  ASCII.test(a) && ASCII.test(b) ? a.toLowerCase() === b.toLowerCase() : a.localeCompare(b, undefined, { sensitivity: 'accent' }) === 0;
 
 export class DevOpsStandIn {
   readonly org: string;
@@ -232,11 +266,14 @@ export class DevOpsStandIn {
     return this.repos.find((r) => sameName(r.project.name, projectName) && sameName(r.name, repoName));
   }
 
-  /** Creates an empty bare repository (HEAD → refs/heads/main, or `defaultBranch`). */
+  /**
+   * Creates an empty bare repository (HEAD → refs/heads/main, or `defaultBranch`); with `template`, a copy of the
+   * bare repository at that path instead (objects, refs, HEAD, hooks: a file copy, no git process, fast for thousands).
+   */
   addRepo(
     project: Project,
     name: string,
-    opts: { id?: string; isDisabled?: boolean; wiki?: boolean; defaultBranch?: string } = {},
+    opts: { id?: string; isDisabled?: boolean; wiki?: boolean; defaultBranch?: string; virtual?: boolean; listedSize?: number; template?: string } = {},
   ): StandInRepo {
     if (this.repos.some((r) => r.project.id === project.id && sameName(r.name, name))) {
       throw new Error(`repository ${project.name}/${name} exists`);
@@ -244,10 +281,14 @@ export class DevOpsStandIn {
     const id = opts.id ?? crypto.randomUUID();
     const gitDir = path.join(this.root, 'repos', `${id}.git`);
     const branch = opts.defaultBranch ?? (opts.wiki ? 'wikiMaster' : 'main');
-    execFileSync('git', ['init', '--bare', '--quiet', `--initial-branch=${branch}`, gitDir], { env: gitEnv(), stdio: 'pipe' });
-    fs.appendFileSync(path.join(gitDir, 'config'), '[http]\n\treceivepack = true\n');
-    fs.writeFileSync(path.join(gitDir, 'hooks', 'update'), UPDATE_HOOK, { mode: 0o755 });
-    fs.writeFileSync(path.join(gitDir, 'hooks', 'post-receive'), POST_RECEIVE_HOOK, { mode: 0o755 });
+    if (opts.template && !opts.virtual) {
+      fs.cpSync(opts.template, gitDir, { recursive: true });
+    } else if (!opts.virtual) {
+      execFileSync('git', ['init', '--bare', '--quiet', `--initial-branch=${branch}`, gitDir], { env: gitEnv(), stdio: 'pipe' });
+      fs.appendFileSync(path.join(gitDir, 'config'), '[http]\n\treceivepack = true\n');
+      fs.writeFileSync(path.join(gitDir, 'hooks', 'update'), UPDATE_HOOK, { mode: 0o755 });
+      fs.writeFileSync(path.join(gitDir, 'hooks', 'post-receive'), POST_RECEIVE_HOOK, { mode: 0o755 });
+    }
     const cloneUrl = `${this.baseUrl}/${encodeURIComponent(this.org)}/${encodeURIComponent(project.name)}/_git/${encodeURIComponent(name)}`;
     const repo: StandInRepo = {
       id, name, project, gitDir, cloneUrl,
@@ -256,8 +297,24 @@ export class DevOpsStandIn {
       isWiki: opts.wiki ?? false,
       wikiId: opts.wiki ? crypto.randomUUID() : undefined,
     };
+    if (opts.virtual) {
+      repo.virtual = true;
+      repo.virtualDefaultBranch = `refs/heads/${branch}`;
+    }
+    if (opts.listedSize !== undefined) repo.listedSize = opts.listedSize;
     this.repos.push(repo);
     return repo;
+  }
+
+  /**
+   * Makes REST report `bytes` as the repository's `size` (what the backup reserves temp space by) instead of its
+   * real size; `undefined` restores the real size.
+   */
+  setReportedSize(repoIdOrName: string, bytes: number | undefined): void {
+    const repo = this.repos.find((r) => r.id === repoIdOrName || sameName(r.name, repoIdOrName));
+    if (!repo) throw new Error(`no repository ${repoIdOrName}`);
+    if (bytes === undefined) delete repo.listedSize;
+    else repo.listedSize = bytes;
   }
 
   setRepoDisabled(id: string, disabled: boolean): void {
@@ -294,10 +351,10 @@ export class DevOpsStandIn {
       url: `${this.orgUrl}${repo.project.id}/_apis/git/repositories/${repo.id}`,
       project: this.projectRef(repo.project),
     };
-    const head = defaultBranchOf(repo.gitDir);
+    const head = repo.virtual ? repo.virtualDefaultBranch : defaultBranchOf(repo.gitDir);
     if (head) json.defaultBranch = head;
     Object.assign(json, {
-      size: dirSize(path.join(repo.gitDir, 'objects')),
+      size: repo.listedSize ?? (repo.virtual ? 0 : dirSize(path.join(repo.gitDir, 'objects'))),
       remoteUrl: repo.remoteUrl,
       sshUrl: `git@ssh.dev.azure.com:v3/${encodeURIComponent(this.org)}/${encProject}/${encName}`,
       webUrl: `${this.orgUrl}${encProject}/_git/${encName}`,
@@ -341,12 +398,13 @@ export class DevOpsStandIn {
     }
     const route: RequestLogEntry['route'] =
       segs[2] === '_git' ? (segs[4] === 'info' && segs[5] === 'lfs' ? 'lfs' : 'git') : 'rest';
-    const entry: RequestLogEntry = { method: req.method ?? 'GET', url: rawUrl, status: 0, route };
+    const entry: RequestLogEntry = { method: req.method ?? 'GET', url: rawUrl, status: 0, route, at: Date.now() };
     const scheme = /^\s*(\S+)/.exec(req.headers.authorization ?? '')?.[1];
     if (scheme) entry.authScheme = scheme;
     this.requests.push(entry);
     res.on('close', () => {
       entry.status = res.statusCode;
+      entry.endedAt = Date.now();
       if (!res.writableFinished) entry.aborted = true;
     });
 
@@ -358,7 +416,7 @@ export class DevOpsStandIn {
       const repoSeg = segs[3] ?? '';
       const repoName = repoSeg.endsWith('.git') ? repoSeg.slice(0, -4) : repoSeg;
       const repo = this.repos.find((r) => r.project.id === project.id && (sameName(r.name, repoName) || r.id === repoName));
-      if (!repo || repo.isDisabled) throw repoNotFound(repoName);
+      if (!repo || repo.isDisabled || repo.virtual) throw repoNotFound(repoName);
       if (route === 'lfs') return await this.lfs(req, res, repo, segs.slice(6));
       const rest = rawPath.split('/').filter((s) => s !== '').slice(4).join('/');
       return await this.git(req, res, repo, rest, qIndex < 0 ? '' : rawUrl.slice(qIndex + 1));
@@ -415,7 +473,7 @@ export class DevOpsStandIn {
 
   /** `segs` starts after the org: `[_apis, …]` or `[project, _apis, …]`. */
   private async rest(req: http.IncomingMessage, res: http.ServerResponse, segs: string[], query: URLSearchParams): Promise<void> {
-    if (this.restFault(res)) return;
+    if (this.restFault(req, res)) return;
     const method = req.method ?? 'GET';
     const project = segs[0] !== '_apis' ? this.project(segs[0]) : undefined;
     const api = segs.slice(project ? 2 : 1).map((s) => s.toLowerCase());
@@ -495,15 +553,32 @@ export class DevOpsStandIn {
     sendJson(res, 201, this.repoJson(repo));
   }
 
-  /** Applies htmlRest / throttleRest / failRest; true when the request was answered. */
-  private restFault(res: http.ServerResponse): boolean {
+  /**
+   * Applies htmlRest / throttleRest / failRest; true when the request was answered. Arms malformedRest for the
+   * answer the route is about to send.
+   */
+  private restFault(req: http.IncomingMessage, res: http.ServerResponse): boolean {
     const f = this.faults;
+    const target = req.url ?? '/';
+    const hits = (p?: RegExp) => !p || p.test(target);
     if (f.htmlRest) {
-      res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' })
-        .end('<!DOCTYPE html><html><head><title>Azure DevOps Services | Sign In</title></head><body>Sign in</body></html>');
+      res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' }).end(SIGN_IN_PAGE);
       return true;
     }
-    if (f.throttleRest && f.throttleRest.count > 0) {
+    const bad = f.malformedRest;
+    if (bad && (bad.count === undefined || bad.count > 0) && req.method !== 'OPTIONS' &&
+        (bad.path ?? /\/_apis\/git\/repositories\/?(\?|$)/).test(target)) {
+      if (bad.count !== undefined) bad.count--;
+      if (bad.html) {
+        res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' }).end(SIGN_IN_PAGE);
+        return true;
+      }
+      rewrites.set(res, (body) => {
+        if (bad.truncate) return JSON.stringify(body).slice(0, Math.max(1, Math.floor(JSON.stringify(body).length / 2)));
+        return bad.transform ? bad.transform(body) : body;
+      });
+    }
+    if (f.throttleRest && f.throttleRest.count > 0 && hits(f.throttleRest.path)) {
       f.throttleRest.count--;
       const s = f.throttleRest.retryAfterSeconds;
       res.setHeader('Retry-After', String(s));
@@ -517,9 +592,10 @@ export class DevOpsStandIn {
         'RequestBlockedException'));
       return true;
     }
-    if (f.failRest && f.failRest.count > 0) {
+    if (f.failRest && f.failRest.count > 0 && hits(f.failRest.path)) {
       f.failRest.count--;
-      sendJson(res, f.failRest.status, errorBody(`Injected failure (${f.failRest.status}).`, 'ServiceUnavailableException'));
+      sendJson(res, f.failRest.status, errorBody(f.failRest.message ?? `Injected failure (${f.failRest.status}).`,
+        f.failRest.typeKey ?? 'ServiceUnavailableException'));
       return true;
     }
     return false;
@@ -533,10 +609,19 @@ export class DevOpsStandIn {
     if (slow && (sameName(slow.repo, repo.name) || slow.repo === repo.id)) await new Promise((r) => setTimeout(r, slow.delayMs));
     const reset = this.faults.resetGit;
     let cut = false;
+    let requestBody: Buffer | undefined;
     if (reset && reset.count > 0 && req.method === 'POST' && rest === 'git-upload-pack' &&
         (sameName(reset.repo, repo.name) || reset.repo === repo.id)) {
-      reset.count--;
-      cut = true;
+      let isPack = true;
+      if (reset.onlyPack) {
+        requestBody = await readBody(req, 256 << 20);
+        const text = (/gzip/i.test(req.headers['content-encoding'] ?? '') ? zlib.gunzipSync(requestBody) : requestBody).toString('latin1');
+        isPack = /command=fetch|want [0-9a-f]{40}/.test(text);
+      }
+      if (isPack) {
+        reset.count--;
+        cut = true;
+      }
     }
     const h = req.headers;
     const env: NodeJS.ProcessEnv = {
@@ -561,7 +646,8 @@ export class DevOpsStandIn {
     let stderr = '';
     child.stderr.on('data', (d: Buffer) => { if (stderr.length < 8192) stderr += d.toString(); });
     child.stdin.on('error', () => undefined);
-    req.pipe(child.stdin);
+    if (requestBody) child.stdin.end(requestBody);
+    else req.pipe(child.stdin);
     res.on('close', () => { if (child.exitCode === null) child.kill('SIGKILL'); });
     const exited = new Promise<number | null>((resolve) => child.on('close', (code) => { this.children.delete(child); resolve(code); }));
 
@@ -587,10 +673,32 @@ export class DevOpsStandIn {
         }
         res.writeHead(status);
         if (cut) {
-          if (body.length) res.write(body);
-          else res.flushHeaders();
-          setImmediate(() => req.socket.destroy());
-          child.kill('SIGKILL');
+          const limit = reset?.afterBytes ?? 0;
+          let sent = 0;
+          const hangUp = () => {
+            child.stdout.off('data', send);
+            setImmediate(() => req.socket.destroy());
+            child.kill('SIGKILL');
+          };
+          const send = (chunk: Buffer) => {
+            const take = chunk.subarray(0, Math.max(0, limit - sent));
+            if (take.length) res.write(take);
+            sent += take.length;
+            if (sent >= limit) hangUp();
+          };
+          if (limit <= 0) {
+            if (body.length) res.write(body);
+            else res.flushHeaders();
+            hangUp();
+          } else {
+            res.flushHeaders();
+            send(body);
+            if (sent < limit) {
+              child.stdout.on('data', send);
+              child.stdout.once('end', hangUp);
+              child.stdout.resume();
+            }
+          }
         } else {
           if (body.length) res.write(body);
           child.stdout.pipe(res);
@@ -679,6 +787,11 @@ export class DevOpsStandIn {
 
 // ---------------------------------------------------------------- helpers
 
+const SIGN_IN_PAGE = '<!DOCTYPE html><html><head><title>Azure DevOps Services | Sign In</title></head><body>Sign in</body></html>';
+
+/** Responses whose JSON body a `malformedRest` fault rewrites (a string result is sent as is). */
+const rewrites = new WeakMap<http.ServerResponse, (body: unknown) => unknown>();
+
 function errorBody(message: string, typeKey: string): Record<string, unknown> {
   return {
     $id: '1', innerException: null, message,
@@ -688,7 +801,9 @@ function errorBody(message: string, typeKey: string): Record<string, unknown> {
 }
 
 function sendJson(res: http.ServerResponse, status: number, body: unknown, type = 'application/json; charset=utf-8'): void {
-  const text = JSON.stringify(body);
+  const rewrite = status === 200 ? rewrites.get(res) : undefined;
+  const rewritten = rewrite ? rewrite(JSON.parse(JSON.stringify(body))) : body;
+  const text = typeof rewritten === 'string' && rewrite ? rewritten : JSON.stringify(rewritten);
   res.writeHead(status, { 'Content-Type': type, 'Content-Length': Buffer.byteLength(text) }).end(text);
 }
 

@@ -6,12 +6,19 @@
 export function runWithCancellation(main: (signal: AbortSignal) => Promise<unknown>, graceMs = 4000): void {
   const controller = new AbortController();
   let signals = 0;
+  // A hard exit skips every pending `finally`: the host and the orchestrator end their git processes and remove
+  // their temporary folders in synchronous `process.on('exit')` handlers instead.
+  const exitNow = (why: string) => {
+    console.log(`${why}: exiting now (git processes are killed, temporary folders removed).`);
+    console.log('##vso[task.complete result=Failed;]Canceled: the run was stopped before it finished; no manifest was written.');
+    process.exit(1);
+  };
   const onSignal = (name: NodeJS.Signals) => {
     signals++;
-    if (signals > 1) process.exit(1);
+    if (signals > 1) exitNow(`Received ${name} as well`);
     console.log(`Received ${name}: stopping (git processes are ended, temporary folders removed).`);
     controller.abort(new Error(`canceled (${name})`));
-    setTimeout(() => process.exit(1), graceMs).unref();
+    setTimeout(() => exitNow(`Not stopped within ${graceMs / 1000} s`), graceMs).unref();
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);

@@ -31,15 +31,50 @@ export interface ProjectInfo {
 
 const NETWORK_CODES = new Set(['ECONNRESET', 'ETIMEDOUT', 'ESOCKETTIMEDOUT', 'ECONNREFUSED', 'EPIPE', 'EAI_AGAIN', 'ENOTFOUND', 'EHOSTUNREACH', 'ECONNABORTED']);
 
-export function classifyRestError(err: unknown): RetryDecision {
-  const e = err as { statusCode?: number; code?: string; rateLimit?: { retryAfter?: number } };
-  if (e?.statusCode === 429) {
-    const after = e.rateLimit?.retryAfter;
-    return { retry: true, afterMs: after !== undefined && Number.isFinite(after) ? Math.max(0, after) * 1000 : undefined };
+type RestFailure = {
+  statusCode?: number;
+  code?: string;
+  rateLimit?: { retryAfter?: number; reset?: number };
+  responseHeaders?: Record<string, string | string[] | undefined>;
+};
+
+/**
+ * The wait a throttled or unavailable server asked for, in ms: `Retry-After` (seconds or an HTTP date), else
+ * `X-RateLimit-Reset` (Unix seconds). The library parses these headers only for some calls (not for the location
+ * look-ups every API client makes first), so the raw response headers are read too.
+ */
+export function serverRetryAfterMs(err: unknown, now = Date.now()): number | undefined {
+  const e = err as RestFailure;
+  const header = (name: string): string | undefined => {
+    const v = e?.responseHeaders?.[name];
+    return Array.isArray(v) ? v[0] : v;
+  };
+  const retryAfter = e?.rateLimit?.retryAfter ?? header('retry-after');
+  if (retryAfter !== undefined && String(retryAfter).trim() !== '') {
+    const seconds = Number(retryAfter);
+    if (Number.isFinite(seconds)) return Math.max(0, seconds) * 1000;
+    const date = Date.parse(String(retryAfter));
+    if (Number.isFinite(date)) return Math.max(0, date - now);
   }
-  if (e?.statusCode !== undefined && [500, 502, 503, 504].includes(e.statusCode)) return { retry: true };
+  const reset = e?.rateLimit?.reset ?? Number(header('x-ratelimit-reset'));
+  if (reset !== undefined && Number.isFinite(reset) && reset > 0) return Math.max(0, reset * 1000 - now);
+  return undefined;
+}
+
+export function classifyRestError(err: unknown): RetryDecision {
+  const e = err as RestFailure;
+  if (e?.statusCode === 429) return { retry: true, afterMs: serverRetryAfterMs(err) };
+  if (e?.statusCode !== undefined && [500, 502, 503, 504].includes(e.statusCode)) return { retry: true, afterMs: serverRetryAfterMs(err) };
   if (e?.code && NETWORK_CODES.has(e.code)) return { retry: true };
   return { retry: false };
+}
+
+/** A repository entry of a REST answer that lacks what a backup needs: what it is, as far as it can be told. */
+export interface UnusableRepoEntry {
+  /** `project/name`, the id, or `(unnamed)`. */
+  label: string;
+  /** The fields that are missing or invalid. */
+  missing: string[];
 }
 
 export class DevOpsClient {
@@ -51,13 +86,16 @@ export class DevOpsClient {
     private readonly log: Logger,
     private readonly policy: RetryPolicy = defaultRetryPolicy,
     options: IRequestOptions = {},
+    /** Cancels waits between retries. */
+    private readonly signal?: AbortSignal,
   ) {
     this.api = new WebApi(orgUrl, credentials.restHandler(), { socketTimeout: 120_000, ...options });
   }
 
   private call<T>(what: string, fn: () => Promise<T>): Promise<T> {
-    return withRetry(what, fn, classifyRestError, this.log, this.policy).catch((err) => {
-      throw this.explain(what, err);
+    let attempts = 0;
+    return withRetry(what, () => { attempts++; return fn(); }, classifyRestError, this.log, this.policy, this.signal).catch((err) => {
+      throw this.explain(what, err, attempts);
     });
   }
 
@@ -70,18 +108,27 @@ export class DevOpsClient {
     return this.call('connecting to Azure DevOps (Core)', () => this.api.getCoreApi());
   }
 
-  /** Every repository of the organization, in one call (hidden ones = project wikis, when asked). */
-  async listRepositories(includeWikis: boolean): Promise<RepoInfo[]> {
+  /**
+   * Every repository of the organization, in one call (hidden ones = project wikis, when asked). Entries that
+   * lack what a backup needs (id, name, project, clone URL) are left out: each is given to `onUnusable` when
+   * passed, and logged as a warning otherwise.
+   */
+  async listRepositories(includeWikis: boolean, onUnusable?: (entry: UnusableRepoEntry) => void): Promise<RepoInfo[]> {
     const git = await this.gitApi();
     const repos = await this.call('listing repositories', () => git.getRepositories(undefined, false, false, includeWikis));
     if (!Array.isArray(repos)) {
-      throw new RunError(`Azure DevOps at ${this.orgUrl} did not answer the repository list with a list. Check that organizationUrl is the organization URL (https://dev.azure.com/<org>/) and that no proxy rewrites the answer.`);
+      throw new RunError(`listing repositories: Azure DevOps at ${this.orgUrl} did not answer with a list (got ${describeValue(repos)}). Check that organizationUrl is the organization URL (https://dev.azure.com/<org>/) and that no proxy between the agent and Azure DevOps rewrites the answer.`);
     }
     const out: RepoInfo[] = [];
     for (const r of repos) {
       const repo = toRepoInfo(r);
-      if (repo) out.push(repo);
-      else this.log.warn(`Ignoring a repository entry with missing fields in the REST answer: ${JSON.stringify(r)?.slice(0, 200)}`);
+      if (repo) {
+        out.push(repo);
+        continue;
+      }
+      const entry = unusable(r);
+      if (onUnusable) onUnusable(entry);
+      else this.log.warn(`Ignoring repository entry ${entry.label} of the REST answer: it has no ${entry.missing.join(', ')}.`);
     }
     return out;
   }
@@ -135,35 +182,72 @@ export class DevOpsClient {
   }
 
   /** Turns a library error into one line a person can act on. */
-  private explain(what: string, err: unknown): Error {
+  private explain(what: string, err: unknown, attempts = 1): Error {
     if (err instanceof RunError) return err;
     const e = err as { statusCode?: number; message?: string; code?: string };
     const status = e?.statusCode;
     const detail = String(e?.message ?? err).split('\n')[0].slice(0, 300);
+    const tries = attempts > 1 ? ` after ${attempts} attempts` : '';
     if (status === 401 || /TF400813/.test(detail)) {
       return new RunError(`${what}: Azure DevOps refused ${this.credentials.description} (401). ${this.credentials.type === 'pat'
-        ? 'The PAT is wrong, expired or for another organization: create one with scope Code (Read) and update the secret.'
+        ? 'The PAT is wrong, expired, revoked or for another organization: create one with scope Code (Read) for this organization and update the secret variable.'
         : 'Make sure the job can use System.AccessToken (the SystemVssConnection endpoint) and that organizationUrl is this pipeline\'s organization; for another organization use authType: pat.'}`);
     }
     if (status === 403 || /TF40027\d|TF401027/.test(detail)) {
-      return new RunError(`${what}: ${this.credentials.description} has no permission (403). Give the build service identity (or the PAT's user) Read on Repositories; for every project, turn off "Limit job authorization scope to current project" in Project settings → Pipelines → Settings.`);
+      return new RunError(`${what}: ${this.credentials.description} has no permission (403: ${detail}). ${this.credentials.type === 'pat'
+        ? 'Give the PAT scope Code (Read) and make sure its user has Read on Repositories in every project to back up (Project settings → Repositories → Security).'
+        : 'Give the project build service identity Read on Repositories (Project settings → Repositories → Security); to back up every project, turn off "Limit job authorization scope to current project" (Organization settings and Project settings → Pipelines → Settings).'}`);
     }
-    if (status === 404 && /listing/.test(what)) {
+    if (status === 404 && /listing|connecting/.test(what)) {
       return new RunError(`${what}: ${this.orgUrl} answered 404. Check organizationUrl: it must be the organization (collection) URL, e.g. https://dev.azure.com/<org>/.`);
     }
-    if (/Unexpected token|JSON/i.test(detail) || (status !== undefined && status < 300)) {
-      return new RunError(`${what}: ${this.orgUrl} did not answer like Azure DevOps (${detail}). Check organizationUrl and any proxy between the agent and Azure DevOps.`);
+    // An HTML page or anything else that is not Azure DevOps' JSON: parse errors, or location look-ups that come
+    // back empty ("Failed to find api location"), or a library tripping over a missing field (TypeError).
+    if (/Unexpected token|JSON|<!DOCTYPE|<html|Failed to find api location/i.test(detail) || (status !== undefined && status < 300) || err instanceof TypeError) {
+      return new RunError(`${what}: ${this.orgUrl} did not answer like Azure DevOps (${detail.replace(/\s+/g, ' ').slice(0, 120)}). Check organizationUrl (https://dev.azure.com/<org>/) and any proxy between the agent and Azure DevOps.`);
     }
-    if (e?.code && NETWORK_CODES.has(e.code)) return new RunError(`${what}: cannot reach ${this.orgUrl} (${e.code}).`);
-    return new RunError(`${what} failed${status ? ` (HTTP ${status})` : ''}: ${detail}`);
+    if (e?.code && NETWORK_CODES.has(e.code)) return new RunError(`${what}: cannot reach ${this.orgUrl} (${e.code})${tries}. Check organizationUrl and the agent's network or proxy settings.`);
+    if (status !== undefined && status >= 500) {
+      return new RunError(`${what} failed (HTTP ${status})${tries}: ${detail.replace(/\.+$/, '')}. Azure DevOps is unavailable; run the backup again later.`);
+    }
+    return new RunError(`${what} failed${status ? ` (HTTP ${status})` : ''}${tries}: ${detail}`);
   }
 }
 
+/** A short description of an unexpected JSON value, for messages (never its content). */
+function describeValue(v: unknown): string {
+  if (v === null) return 'null';
+  if (v === undefined) return 'no JSON body';
+  if (Array.isArray(v)) return 'a list';
+  return typeof v === 'object' ? 'an object' : typeof v;
+}
+
+function unusable(r: unknown): UnusableRepoEntry {
+  const o = (r && typeof r === 'object' ? r : {}) as Record<string, unknown>;
+  const project = (o.project && typeof o.project === 'object' ? o.project : {}) as Record<string, unknown>;
+  const str = (v: unknown) => (typeof v === 'string' && v ? v : undefined);
+  const missing: string[] = [];
+  if (!str(o.id)) missing.push('id');
+  if (!str(o.name)) missing.push('name');
+  if (!str(project.id) || !str(project.name)) missing.push('project');
+  let urlOk = false;
+  try { urlOk = !!str(o.remoteUrl) && /^https?:$/.test(new URL(o.remoteUrl as string).protocol); } catch { /* invalid */ }
+  if (!urlOk) missing.push('remoteUrl');
+  if (r === null || typeof r !== 'object') return { label: `(${r === null ? 'null' : typeof r} entry)`, missing: ['everything'] };
+  const label = str(o.name) ? `${str(project.name) ?? '?'}/${str(o.name)}` : str(o.id) ?? '(unnamed)';
+  return { label, missing };
+}
+
 function toRepoInfo(r: GitRepository | null | undefined): RepoInfo | undefined {
-  if (!r || typeof r !== 'object' || !r.id || !r.name || !r.project?.id || !r.project?.name || !r.remoteUrl) return undefined;
+  if (!r || typeof r !== 'object') return undefined;
+  const isText = (v: unknown): v is string => typeof v === 'string' && v.length > 0;
+  if (!isText(r.id) || !isText(r.name) || !r.project || typeof r.project !== 'object' || !isText(r.project.id) ||
+      !isText(r.project.name) || !isText(r.remoteUrl)) return undefined;
   let remoteUrl: string;
   try {
     const u = new URL(r.remoteUrl);
+    // Only http(s): a file://, ssh or ext:: clone URL from a rewritten answer is not something to run git on.
+    if (u.protocol !== 'https:' && u.protocol !== 'http:') return undefined;
     u.username = '';
     u.password = '';
     remoteUrl = u.toString();
@@ -175,8 +259,8 @@ function toRepoInfo(r: GitRepository | null | undefined): RepoInfo | undefined {
     name: r.name,
     project: { id: r.project.id, name: r.project.name },
     remoteUrl,
-    defaultBranch: r.defaultBranch || undefined,
-    size: typeof r.size === 'number' && r.size >= 0 ? r.size : 0,
+    defaultBranch: isText(r.defaultBranch) ? r.defaultBranch : undefined,
+    size: typeof r.size === 'number' && Number.isFinite(r.size) && r.size >= 0 ? r.size : 0,
     isDisabled: r.isDisabled === true,
     isWiki: r.name.toLowerCase() === `${r.project.name.toLowerCase()}.wiki`,
   };

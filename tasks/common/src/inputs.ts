@@ -3,6 +3,7 @@ import * as os from 'os';
 import { AuthType, DevOpsCredentials } from './credentials';
 import { InputError } from './errors';
 import { TaskHost } from './host';
+import { defaultRetryPolicy, RetryPolicy } from './retry';
 
 export interface Organization {
   /** Normalized, with a trailing slash. */
@@ -96,4 +97,28 @@ export function readInteger(host: TaskHost, name: string, fallback: number, min:
 
 export function readTempDir(host: TaskHost): string {
   return host.variable('Agent.TempDirectory') ?? os.tmpdir();
+}
+
+/**
+ * The retry policy for transient faults (REST, git, storage), from two optional pipeline variables:
+ * `RepoBackup.RetryAttempts` (total attempts, 1–10, default 5) and `RepoBackup.RetryDelayMs` (base of the
+ * exponential backoff, 10–60000 ms, default 1000). A server's Retry-After always wins over the backoff.
+ * A value out of range is ignored with a warning: retries are a tuning knob, never a reason to fail.
+ */
+export function readRetryPolicy(host: Pick<TaskHost, 'variable' | 'warn'>): RetryPolicy {
+  const read = (name: string, fallback: number, min: number, max: number): number => {
+    const raw = host.variable(name);
+    if (raw === undefined) return fallback;
+    const value = /^\d+$/.test(raw) ? Number.parseInt(raw, 10) : NaN;
+    if (!Number.isFinite(value) || value < min || value > max) {
+      host.warn(`Variable ${name}: '${raw}' is not a whole number from ${min} to ${max}; using ${fallback}.`);
+      return fallback;
+    }
+    return value;
+  };
+  return {
+    ...defaultRetryPolicy,
+    attempts: read('RepoBackup.RetryAttempts', defaultRetryPolicy.attempts, 1, 10),
+    baseDelayMs: read('RepoBackup.RetryDelayMs', defaultRetryPolicy.baseDelayMs, 10, 60_000),
+  };
 }

@@ -44,8 +44,8 @@ export class NotFoundError extends Error {
   }
 }
 
-/** A manifest's file name, as RepoBackup writes it (one per job of a run). */
-export const MANIFEST_NAME = /(^|\/)manifest(\.job-\d+-of-\d+)?\.json$/;
+/** A manifest's file name, as RepoBackup writes it (one per job of a run): `manifest.json`, `manifest.job-2-of-4.json`, and the `~2`, `~3` … variants a rerun stores when the name is taken. */
+export const MANIFEST_NAME = /(^|\/)manifest(\.job-\d+-of-\d+)?(~\d+)?\.json$/;
 
 const SHA256 = /^[0-9a-f]{64}$/;
 

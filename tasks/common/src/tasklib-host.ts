@@ -1,7 +1,9 @@
 /** TaskHost over azure-pipelines-task-lib: the only file that imports task-lib. */
 import * as tl from 'azure-pipelines-task-lib/task';
 import * as tlInternal from 'azure-pipelines-task-lib/internal';
+import type { ChildProcess } from 'child_process';
 import { ExecOptions, ExecResult, TaskHost, TaskOutcome } from './host';
+import { endTree, killTreeSync } from './proctree';
 
 const MAX_CAPTURE = 256 * 1024;
 
@@ -12,6 +14,16 @@ function appendCapped(buffer: string, chunk: string): string {
 
 export class TaskLibHost implements TaskHost {
   private readonly toolPaths = new Map<string, string>();
+  /** Process ids of the tools running now. */
+  private readonly running = new Set<number>();
+
+  constructor() {
+    // A hard exit (a second cancel signal, or a run that does not wind down in time) skips every `finally`:
+    // no tool and none of the helpers it started may outlive the task.
+    process.on('exit', () => {
+      for (const pid of this.running) killTreeSync(pid);
+    });
+  }
 
   input(name: string): string | undefined {
     const value = tl.getInput(name, false)?.trim();
@@ -97,22 +109,36 @@ export class TaskLibHost implements TaskHost {
       stderr = appendCapped(stderr, text);
       options.onStderr?.(text);
     });
-    const onAbort = () => runner.killChildProcess('SIGTERM');
-    options.signal?.addEventListener('abort', onAbort, { once: true });
+    if (options.signal?.aborted) throw options.signal.reason;
+    const execution = runner.execAsync({
+      cwd: options.cwd,
+      env: options.env as { [key: string]: string } | undefined,
+      silent: options.silent ?? true,
+      ignoreReturnCode: true,
+      failOnStdErr: false,
+      windowsVerbatimArguments: false,
+    });
+    // The tool runner spawns synchronously; its child is not public, but its pid is what ends the whole tree.
+    const pid = (runner as unknown as { childProcess?: ChildProcess }).childProcess?.pid;
+    if (pid) this.running.add(pid);
+    let onAbort: (() => void) | undefined;
+    const aborted = new Promise<never>((_resolve, reject) => {
+      onAbort = () => {
+        // End git and every helper it started (remote-http, index-pack, git-lfs), not only the direct child;
+        // once they are gone, do not wait for the tool runner's 10 s stdio grace.
+        const ended = pid ? endTree(pid) : Promise.resolve(runner.killChildProcess('SIGTERM'));
+        void ended.then(() => setTimeout(() => reject(options.signal?.reason ?? new Error('canceled')), 250));
+      };
+      options.signal?.addEventListener('abort', onAbort, { once: true });
+    });
+    aborted.catch(() => undefined);
     try {
-      if (options.signal?.aborted) throw options.signal.reason;
-      const code = await runner.execAsync({
-        cwd: options.cwd,
-        env: options.env as { [key: string]: string } | undefined,
-        silent: options.silent ?? true,
-        ignoreReturnCode: true,
-        failOnStdErr: false,
-        windowsVerbatimArguments: false,
-      });
+      const code = await Promise.race([execution, aborted]);
       if (options.signal?.aborted) throw options.signal.reason;
       return { code, stdout, stderr };
     } finally {
-      options.signal?.removeEventListener('abort', onAbort);
+      if (onAbort) options.signal?.removeEventListener('abort', onAbort);
+      if (pid) this.running.delete(pid);
     }
   }
 }

@@ -3,16 +3,16 @@
  * clean up; then the manifest. One repository's failure is recorded and never stops the others.
  */
 import { createHash } from 'crypto';
-import { createReadStream, promises as fsp } from 'fs';
+import { createReadStream, promises as fsp, rmSync } from 'fs';
 import * as path from 'path';
 import { Readable } from 'stream';
 import { pipeline } from 'stream/promises';
 import { createArchiveStream, HashingStream, listFiles } from '../../../common/src/archive';
 import { redact } from '../../../common/src/credentials';
 import { AlreadyExistsError, Destination } from '../../../common/src/destinations';
-import { DevOpsClient, RepoInfo } from '../../../common/src/devops';
+import { DevOpsClient, RepoInfo, UnusableRepoEntry } from '../../../common/src/devops';
 import { errorMessage, RunError } from '../../../common/src/errors';
-import { classifyGitError, Git } from '../../../common/src/git';
+import { classifyGitError, Git, GitError } from '../../../common/src/git';
 import { Logger } from '../../../common/src/host';
 import { defaultRetryPolicy, RetryDecision, RetryPolicy, withRetry } from '../../../common/src/retry';
 import { makePlan, Plan, PlannedRepo } from './plan';
@@ -52,7 +52,14 @@ export async function runBackup(settings: BackupSettings, deps: BackupDeps): Pro
   await preflight(settings, deps);
 
   log.info(`Listing the repositories of ${settings.organization.url}`);
-  const repos = await deps.devops.listRepositories(settings.includeWikis);
+  const unusable: UnusableRepoEntry[] = [];
+  const repos = await deps.devops.listRepositories(settings.includeWikis, (entry) => unusable.push(entry));
+  if (unusable.length > 0) {
+    // Never silent: a repository the answer does not let us clone is a repository missing from the backup.
+    warn(`${unusable.length} entr${unusable.length === 1 ? 'y' : 'ies'} of the repository list could not be used and ${unusable.length === 1 ? 'was' : 'were'} not backed up: ` +
+      unusable.slice(0, 5).map((u) => `${u.label} (no ${u.missing.join(', ')})`).join('; ') + (unusable.length > 5 ? '; …' : '') +
+      '. Azure DevOps (or a proxy in between) answered with incomplete data; run the backup again, and check the proxy if it persists.');
+  }
   const plan = makePlan({
     repos, filter: settings.filter, includeWikis: settings.includeWikis, format: settings.archiveFormat,
     shard: settings.shard, organization: settings.organization.name, runId: settings.run.id,
@@ -76,9 +83,14 @@ export async function runBackup(settings: BackupSettings, deps: BackupDeps): Pro
   const destination = deps.destination;
   if (!destination) throw new Error('no destination');
   const runTemp = await fsp.mkdtemp(path.join(settings.run.tempDir, 'repobackup-'));
+  // A hard exit (a second cancel signal, a run that does not wind down in time) skips the `finally` below.
+  const removeOnExit = () => rmSync(runTemp, { recursive: true, force: true, maxRetries: 3 });
+  process.on('exit', removeOnExit);
+  const names = new NameClaims([plan.manifestName, ...plan.selected.map((p) => p.archive)]);
   try {
-    const worker = new RepoWorker(settings, deps, destination, runTemp);
+    const worker = new RepoWorker(settings, deps, destination, runTemp, names);
     let done = 0;
+    let reported = -1;
     const total = plan.selected.length;
     const ordered: RepoResult[] = new Array(total);
     await forEachLimit(plan.selected, settings.concurrency, deps.signal, async (planned, index) => {
@@ -90,23 +102,88 @@ export async function runBackup(settings: BackupSettings, deps: BackupDeps): Pro
         ? `[${done}/${total}] ${label}: ok, ${formatBytes(result.size ?? 0)} archive (mirror ${formatBytes(result.mirrorBytes ?? 0)}), ${result.refs} refs, ${result.lfsObjects} LFS objects, ${(result.durationMs / 1000).toFixed(1)} s`
         : `[${done}/${total}] ${label}: FAILED after ${(result.durationMs / 1000).toFixed(1)} s: ${result.error}`;
       if (result.status === 'ok') log.info(line); else log.error(line);
-      deps.progress((done / total) * 100, `${done} of ${total} repositories`);
+      // At most one progress update per percent: 2,000 repositories give 100 updates, not 2,000.
+      const percent = Math.floor((done / total) * 100);
+      if (percent !== reported || done === total) {
+        reported = percent;
+        deps.progress((done / total) * 100, `${done} of ${total} repositories`);
+      }
     });
     results.push(...ordered.filter(Boolean));
   } finally {
-    await fsp.rm(runTemp, { recursive: true, force: true });
+    await fsp.rm(runTemp, { recursive: true, force: true, maxRetries: 3 });
+    process.removeListener('exit', removeOnExit);
   }
   if (deps.signal?.aborted) return { plan, report: { results, startedAt, finishedAt: new Date(), warnings } };
+  if (names.renamed > 0) {
+    log.warn(`${names.renamed} name(s) of this run already existed at ${destination.description} (a rerun of the same job attempt, or objects put there by other means). Nothing was overwritten: this run's copies are stored under names ending in ~2, ~3, …, as the manifest records.`);
+  }
 
   const report: RunReport = { results, startedAt, finishedAt: new Date(), warnings };
   const manifest = JSON.stringify(buildManifest(settings, plan, report, destination.description), null, 2);
-  await withRetry('storing the manifest', () => destination.put(plan.manifestName, Readable.from([Buffer.from(manifest)]), {
-    contentType: 'application/json',
-    defaultTier: true,
-    metadata: () => ({ sha256: createHash('sha256').update(manifest).digest('hex'), kind: 'repobackup-manifest' }),
-  }), classifyStoreError, log, deps.retry ?? defaultRetryPolicy, deps.signal);
-  log.info(`Manifest stored as ${plan.manifestName}`);
-  return { plan, report, manifest: plan.manifestName };
+  const manifestName = await storeUnderFreeName(plan.manifestName, names, log, 'the manifest', (name) =>
+    withRetry('storing the manifest', () => destination.put(name, Readable.from([Buffer.from(manifest)]), {
+      contentType: 'application/json',
+      defaultTier: true,
+      signal: deps.signal,
+      metadata: () => ({ sha256: createHash('sha256').update(manifest).digest('hex'), kind: 'repobackup-manifest' }),
+    }), classifyStoreError, log, deps.retry ?? defaultRetryPolicy, deps.signal));
+  log.info(`Manifest stored as ${manifestName.name}`);
+  return { plan, report, manifest: manifestName.name };
+}
+
+/** `name` with `~n` before its extension: `p/api.zip` → `p/api~2.zip`, `p/api.tar.gz` → `p/api~2.tar.gz`. */
+export function variantName(name: string, n: number): string {
+  if (n <= 1) return name;
+  const slash = name.lastIndexOf('/');
+  const base = name.slice(slash + 1);
+  const ext = /(\.tar\.gz|\.[^.]+)$/.exec(base)?.[0] ?? '';
+  return `${name.slice(0, slash + 1)}${base.slice(0, base.length - ext.length)}~${n}${ext}`;
+}
+
+const MAX_VARIANTS = 100;
+
+/** The names this run stores under: the planned ones, and the variants it took. No two stores of a run share one. */
+class NameClaims {
+  private readonly taken = new Set<string>();
+  renamed = 0;
+
+  constructor(planned: string[]) {
+    for (const n of planned) this.taken.add(n.toLowerCase());
+  }
+
+  /** The first variant of `name` (`~2`, `~3`, …) that no store of this run has planned or taken; claims it. */
+  next(name: string, after: number): { name: string; n: number } {
+    for (let n = after + 1; n <= MAX_VARIANTS; n++) {
+      const candidate = variantName(name, n);
+      if (this.taken.has(candidate.toLowerCase())) continue;
+      this.taken.add(candidate.toLowerCase());
+      return { name: candidate, n };
+    }
+    throw new RunError(`'${name}' and its variants ~2 … ~${MAX_VARIANTS} all exist at the destination already; nothing was overwritten. Use a new destination folder or container.`);
+  }
+}
+
+/**
+ * Stores with `put(name)`; when the name is taken at the destination (AlreadyExistsError: a rerun of the same job
+ * attempt, or an object put there by hand), stores again under the next free variant `~2`, `~3`, …, calling `put`
+ * again (it must make a fresh body each call). Nothing is overwritten. Returns the name used.
+ */
+async function storeUnderFreeName<T>(
+  name: string, names: NameClaims, log: Logger, what: string, put: (name: string) => Promise<T>,
+): Promise<{ name: string; value: T }> {
+  let current = { name, n: 1 };
+  for (;;) {
+    try {
+      return { name: current.name, value: await put(current.name) };
+    } catch (err) {
+      if (!(err instanceof AlreadyExistsError)) throw err;
+      const next = names.next(name, current.n);
+      if (current.n === 1) names.renamed++;
+      log.info(`'${current.name}' already exists at the destination and was left as it is; storing ${what} as '${next.name}'.`);
+      current = next;
+    }
+  }
 }
 
 async function preflight(settings: BackupSettings, deps: BackupDeps): Promise<void> {
@@ -144,6 +221,23 @@ async function checkVisibility(settings: BackupSettings, deps: BackupDeps, repos
       : 'Check that the PAT\'s user has Read on those projects and that the names are spelled right.'));
 }
 
+const NO_SPACE = /No space left on device|ENOSPC|disk quota exceeded/i;
+
+/** git faults are retried as git.ts says, except a full disk: another try would fill it again. */
+export function classifyMirrorError(err: unknown): RetryDecision {
+  if (err instanceof GitError && NO_SPACE.test(err.stderr)) return { retry: false };
+  return classifyGitError(err);
+}
+
+/** One line for a failed repository; a full temp disk is said plainly. */
+function failureMessage(err: unknown, tempDir: string): string {
+  const message = errorMessage(err);
+  if (NO_SPACE.test(message) || (err instanceof GitError && NO_SPACE.test(err.stderr))) {
+    return `the temporary folder ${tempDir} (Agent.TempDirectory) ran out of space: the repository is bigger than Azure DevOps reports, or other files filled the disk. Free space or use an agent with a larger disk. (${message})`;
+  }
+  return message;
+}
+
 function classifyStoreError(err: unknown): RetryDecision {
   if (err instanceof AlreadyExistsError) return { retry: false };
   return { retry: !/\(HTTP 4\d\d|\b403\b|refused/.test(errorMessage(err)) };
@@ -169,6 +263,7 @@ class RepoWorker {
     private readonly deps: BackupDeps,
     private readonly destination: Destination,
     private readonly runTemp: string,
+    private readonly names: NameClaims,
   ) {}
 
   async backup(planned: PlannedRepo, index: number): Promise<RepoResult> {
@@ -187,19 +282,21 @@ class RepoWorker {
       await withRetry(`git clone ${label}`, async () => {
         await fsp.rm(dir, { recursive: true, force: true });
         await git.cloneMirror(repo.remoteUrl, dir, env, signal);
-      }, classifyGitError, log, policy, signal);
+      }, classifyMirrorError, log, policy, signal);
       const refs = await git.refs(dir);
       let missing: string[] = [];
       if (this.settings.includeLfs && refs.length > 0) {
-        ({ missing } = await withRetry(`git lfs fetch ${label}`, () => git.lfsFetchAll(dir, env, signal), classifyGitError, log, policy, signal));
+        ({ missing } = await withRetry(`git lfs fetch ${label}`, () => git.lfsFetchAll(dir, env, signal), classifyMirrorError, log, policy, signal));
       }
       if (this.settings.verify) await git.fsck(dir, signal);
       const files = await inventory(dir, this.settings.verify);
-      const head = repo.defaultBranch ? await git.resolve(dir, repo.defaultBranch) : undefined;
-      const stored = await withRetry(`storing ${label}`, () => this.store(planned, dir, { refs: refs.length, lfsObjects: files.lfsObjects }),
-        classifyStoreError, log, policy, signal);
+      // A branch points at a commit: its id is in the ref list already (one git process less per repository).
+      const head = repo.defaultBranch ? refs.find((r) => r.name === repo.defaultBranch)?.oid : undefined;
+      const stored = await storeUnderFreeName(planned.archive, this.names, log, label, (name) =>
+        withRetry(`storing ${label}`, () => this.store(planned, name, dir, { refs: refs.length, lfsObjects: files.lfsObjects }),
+          classifyStoreError, log, policy, signal));
       const result: RepoResult = {
-        repo, status: 'ok', archive: planned.archive, sha256: stored.sha256, size: stored.bytes, refs: refs.length, head,
+        repo, status: 'ok', archive: stored.name, sha256: stored.value.sha256, size: stored.value.bytes, refs: refs.length, head,
         lfsObjects: files.lfsObjects, lfsBytes: files.lfsBytes, mirrorBytes: files.bytes, durationMs: Date.now() - started,
       };
       if (missing.length > 0) {
@@ -209,7 +306,7 @@ class RepoWorker {
       }
       return result;
     } catch (err) {
-      return { repo, status: 'failed', error: redact(errorMessage(err)), durationMs: Date.now() - started };
+      return { repo, status: 'failed', error: redact(failureMessage(err, this.settings.run.tempDir)), durationMs: Date.now() - started };
     } finally {
       this.reserved -= reservedHere;
       await fsp.rm(dir, { recursive: true, force: true }).catch((e) => log.warn(`Could not remove ${dir}: ${errorMessage(e)}`));
@@ -225,12 +322,13 @@ class RepoWorker {
     this.reserved += bytes;
   }
 
-  private async store(planned: PlannedRepo, dir: string, facts: { refs: number; lfsObjects: number }) {
+  private async store(planned: PlannedRepo, name: string, dir: string, facts: { refs: number; lfsObjects: number }) {
     const { repo } = planned;
     const archive = createArchiveStream(dir, this.settings.archiveFormat);
     const hashing = new HashingStream();
     const piping = pipeline(archive, hashing);
-    const putting = this.destination.put(planned.archive, hashing, {
+    const putting = this.destination.put(name, hashing, {
+      signal: this.deps.signal,
       contentType: this.settings.archiveFormat === 'zip' ? 'application/zip' : 'application/gzip',
       metadata: () => ({
         sha256: hashing.sha256,
@@ -268,7 +366,7 @@ async function inventory(dir: string, verify: boolean) {
     lfsBytes += size;
     if (verify) {
       const hash = createHash('sha256');
-      for await (const chunk of createReadStream(path.join(dir, rel))) hash.update(chunk as Buffer);
+      for await (const chunk of createReadStream(path.join(dir, rel), { highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
       if (hash.digest('hex') !== m[1]) bad.push(m[1]);
     }
   }

@@ -2,7 +2,7 @@
 import { promises as fsp } from 'fs';
 import * as path from 'path';
 import { DevOpsClient } from '../../../common/src/devops';
-import { BlobDestination, Destination, FolderDestination } from '../../../common/src/destinations';
+import { BlobDestination, defaultBlobTuning, Destination, FolderDestination } from '../../../common/src/destinations';
 import { errorMessage, InputError, RunError } from '../../../common/src/errors';
 import { redact, safeUrl } from '../../../common/src/credentials';
 import { Git } from '../../../common/src/git';
@@ -18,7 +18,8 @@ export function destinationFor(settings: BackupSettings): { destination: Destina
   const d = settings.destination;
   if (d.kind === 'azureBlob') {
     const description = `Azure Blob container ${safeUrl(d.sas.containerUrl)}`;
-    return { destination: new BlobDestination(d.sas.url, description, d.accessTier), description };
+    const tuning = { ...defaultBlobTuning, maxTries: settings.retry.attempts, retryDelayMs: settings.retry.baseDelayMs };
+    return { destination: new BlobDestination(d.sas.url, description, d.accessTier, tuning), description };
   }
   const destination = new FolderDestination(d.path);
   return { destination, description: destination.description };
@@ -37,10 +38,11 @@ export async function run(host: TaskHost, signal?: AbortSignal): Promise<TaskOut
     const outcome = await runBackup(settings, {
       log: host,
       progress: (p, t) => host.setProgress(p, t),
-      devops: new DevOpsClient(settings.organization.url, settings.credentials, host),
+      devops: new DevOpsClient(settings.organization.url, settings.credentials, host, settings.retry, {}, signal),
       git: new Git(host),
       destination: settings.dryRun ? undefined : destination,
       gitEnv: (remoteUrl) => settings.credentials.gitEnv(remoteUrl),
+      retry: settings.retry,
       signal,
     });
     if (signal?.aborted) {

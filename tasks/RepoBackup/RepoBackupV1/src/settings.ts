@@ -6,8 +6,9 @@ import { DevOpsCredentials, registerSasSecrets } from '../../../common/src/crede
 import { InputError } from '../../../common/src/errors';
 import { TaskHost } from '../../../common/src/host';
 import {
-  Organization, readBoolean, readCredentials, readInteger, readOrganization, readPickList, readTempDir,
+  Organization, readBoolean, readCredentials, readInteger, readOrganization, readPickList, readRetryPolicy, readTempDir,
 } from '../../../common/src/inputs';
+import { RetryPolicy } from '../../../common/src/retry';
 import { ContainerSas, parseContainerSas } from '../../../common/src/sas';
 import { parseFilter, RepoFilter } from './filter';
 
@@ -41,6 +42,8 @@ export interface BackupSettings {
   /** 1-based position of this job among `total` parallel jobs. */
   shard: { position: number; total: number };
   run: RunInfo;
+  /** Attempts and backoff for transient faults (pipeline variables RepoBackup.RetryAttempts / RetryDelayMs). */
+  retry: RetryPolicy;
 }
 
 export const MAX_CONCURRENCY = 64;
@@ -62,6 +65,7 @@ export async function readBackupSettings(host: TaskHost, taskVersion: string, no
     onRepoFailure, verify, dryRun,
     shard: readShard(host),
     run: readRun(host, taskVersion, now),
+    retry: readRetryPolicy(host),
   };
 }
 
