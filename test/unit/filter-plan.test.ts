@@ -1,6 +1,6 @@
 import assert from 'assert';
 import { parseFilter } from '../../tasks/RepoBackup/RepoBackupV1/src/filter';
-import { archiveNames, makePlan, safeSegment, shardOf } from '../../tasks/RepoBackup/RepoBackupV1/src/plan';
+import { archiveNames, assignShards, makePlan, safeSegment, shardOf } from '../../tasks/RepoBackup/RepoBackupV1/src/plan';
 import { RepoInfo } from '../../tasks/common/src/devops';
 import { InputError } from '../../tasks/common/src/errors';
 
@@ -85,6 +85,80 @@ describe('plan', () => {
       assert.ok(Math.min(...sizes) > repos.length / total / 2, `shards are roughly even: ${sizes}`);
     }
     assert.strictEqual(shardOf({ id: 'ABC' }, 4), shardOf({ id: 'abc' }, 4));
+  });
+
+  describe('shards balanced by bytes', () => {
+    const MB = 1 << 20;
+    const id = (i: number) => `00000000-0000-0000-0000-${String(i).padStart(12, '0')}`;
+    // The bench's shape: two big repositories, five medium, many small, one with tags, an empty one.
+    const org = () => [
+      repo('P', 'big-1', { id: id(1), size: 100 * MB }), repo('G', 'big-2', { id: id(2), size: 100 * MB }),
+      ...[10, 15, 20, 25, 30].map((m, i) => repo('W', `svc-${i}`, { id: id(10 + i), size: m * MB })),
+      ...Array.from({ length: 30 }, (_, i) => repo('T', `lib-${i}`, { id: id(100 + i), size: 40 * 1024 * (1 + ((i * 7) % 40)) })),
+      repo('P', 'tags', { id: id(3), size: 2 * MB }), repo('P', 'empty', { id: id(4), size: 0 }),
+    ];
+    const bytesPerShard = (repos: RepoInfo[], total: number) => {
+      const { shards } = assignShards(repos, total);
+      const bytes = new Array<number>(total).fill(0);
+      for (const r of repos) bytes[shards.get(r.id)! - 1] += r.size;
+      return { shards, bytes };
+    };
+
+    it('puts the big repositories on different jobs and keeps the largest shard near the best possible', () => {
+      const repos = org();
+      const total = repos.reduce((s, r) => s + r.size, 0);
+      for (const n of [2, 3, 4]) {
+        const { shards, bytes } = bytesPerShard(repos, n);
+        assert.notStrictEqual(shards.get(id(1)), shards.get(id(2)), `${n} jobs: the two big repositories share a job`);
+        const ideal = Math.max(total / n, 100 * MB);
+        assert.ok(Math.max(...bytes) <= ideal * 4 / 3, `${n} jobs: ${bytes.map((b) => (b / MB).toFixed(0))} MB vs ideal ${(ideal / MB).toFixed(0)}`);
+      }
+    });
+
+    it('balances a large heavy-tailed organization within a few percent', () => {
+      const repos = Array.from({ length: 5000 }, (_, i) => repo(`P${i % 300}`, `r${i}`, {
+        id: id(i), size: Math.round(2 ** (12 + 19 * (((i * 2654435761) % 1000) / 1000) ** 3)),
+      }));
+      const { bytes } = bytesPerShard(repos, 4);
+      const mean = bytes.reduce((a, b) => a + b, 0) / 4;
+      assert.ok(Math.max(...bytes) / mean < 1.1, `largest/mean ${(Math.max(...bytes) / mean).toFixed(3)}`);
+    });
+
+    it('gives every job the same answer whatever order the listing comes in', () => {
+      const repos = org();
+      const a = assignShards(repos, 4);
+      const b = assignShards([...repos].reverse(), 4);
+      const c = assignShards(repos.map((r) => ({ ...r, id: r.id.toUpperCase() })), 4);
+      for (const r of repos) {
+        assert.strictEqual(b.shards.get(r.id), a.shards.get(r.id));
+        assert.strictEqual(c.shards.get(r.id.toUpperCase()), a.shards.get(r.id));
+      }
+      assert.strictEqual(a.fingerprint, b.fingerprint);
+    });
+
+    it('moves nothing when small repositories come and go or sizes change within their power of two', () => {
+      const repos = org();
+      const before = assignShards(repos, 4);
+      assert.ok(repos.find((r) => r.id === id(100))!.size < MB);
+      const changed = [
+        ...repos.filter((r) => r.id !== id(100)).map((r) => (r.size >= 16 * MB && r.size < 31 * MB ? { ...r, size: r.size + MB } : r)),
+        repo('T', 'new-small', { id: id(999), size: 200 * 1024 }),
+      ];
+      const after = assignShards(changed, 4);
+      for (const r of changed) if (r.id !== id(999)) assert.strictEqual(after.shards.get(r.id), before.shards.get(r.id), r.name);
+      assert.strictEqual(after.fingerprint, before.fingerprint);
+      // A large repository crossing a power of two is visible in the fingerprint (it may move others).
+      const grown = assignShards(repos.map((r) => (r.id === id(10) ? { ...r, size: 40 * MB } : r)), 4);
+      assert.notStrictEqual(grown.fingerprint, before.fingerprint);
+    });
+
+    it('plans each job from the same assignment, with the fingerprint in the plan', () => {
+      const repos = org();
+      const plans = [1, 2, 3, 4].map((position) => makePlan({ ...base, filter: parseFilter(undefined), repos, shard: { position, total: 4 } }));
+      assert.deepStrictEqual(plans.map((p) => p.selected.length).reduce((a, b) => a + b, 0), repos.length);
+      assert.ok(plans.every((p) => p.shardFingerprint && p.shardFingerprint === plans[0].shardFingerprint));
+      assert.strictEqual(makePlan({ ...base, repos }).shardFingerprint, undefined);
+    });
   });
 
   it('makes names safe for Blob and file shares, and unique', () => {

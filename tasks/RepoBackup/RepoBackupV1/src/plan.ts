@@ -28,6 +28,12 @@ export interface Plan {
   otherShards: number;
   /** Repositories the organization listed (before filtering). */
   listed: number;
+  /**
+   * When sharded: a short hash of what the shard assignment depends on (the ids and size classes of the matched
+   * repositories of 1 MiB or more, and the number of jobs). Jobs of one run that report different values listed
+   * different organizations (a repository created, deleted or grown across a size class in between).
+   */
+  shardFingerprint?: string;
 }
 
 export interface PlanInput {
@@ -53,7 +59,8 @@ export function makePlan(input: PlanInput): Plan {
   const matched = input.repos
     .filter((r) => input.includeWikis || !r.isWiki)
     .filter((r) => input.filter.matches(r.project.name, r.name));
-  const mine = matched.filter((r) => shardOf(r, shard.total) === shard.position);
+  const assignment = shard.total > 1 ? assignShards(matched, shard.total) : undefined;
+  const mine = assignment ? matched.filter((r) => assignment.shards.get(r.id) === shard.position) : matched;
   const names = archiveNames(mine, input.format);
   const selected: PlannedRepo[] = [];
   const skipped: SkippedRepo[] = [];
@@ -63,14 +70,59 @@ export function makePlan(input: PlanInput): Plan {
   }
   // Largest first: the long clones start early and the small ones fill the gaps.
   selected.sort((a, b) => b.repo.size - a.repo.size || a.archive.localeCompare(b.archive));
-  return { runFolder, manifestName, selected, skipped, otherShards: matched.length - mine.length, listed: input.repos.length };
+  return {
+    runFolder, manifestName, selected, skipped, otherShards: matched.length - mine.length, listed: input.repos.length,
+    ...(assignment ? { shardFingerprint: assignment.fingerprint } : {}),
+  };
 }
 
-/** The 1-based job that backs up `repo` when `total` jobs share the work: a stable hash of the repository id. */
+/** Repositories below this listed size are sharded by hash alone; from it on, by size class. */
+export const SHARD_BY_SIZE_FROM = 1 << 20;
+
+/** The 1-based job a stable hash of the repository id gives, when `total` jobs share the work. */
 export function shardOf(repo: Pick<RepoInfo, 'id'>, total: number): number {
   if (total <= 1) return 1;
   const h = createHash('sha256').update(repo.id.toLowerCase()).digest();
   return (h.readUInt32BE(0) % total) + 1;
+}
+
+/** Power-of-two size class of a repository of at least SHARD_BY_SIZE_FROM bytes: 0 for 1–2 MiB, 1 for 2–4 MiB, … */
+export function sizeClass(size: number): number {
+  return Math.max(0, Math.floor(Math.log2(size / SHARD_BY_SIZE_FROM)));
+}
+
+/**
+ * Which of `total` jobs backs up each repository, balanced by bytes (the listed `size`), computed by every job
+ * from its own listing with nothing shared between jobs:
+ *  - repositories under 1 MiB go by a stable hash of their id (`shardOf`): they are many, their count evens out,
+ *    and creating or deleting one never moves another;
+ *  - larger ones are dealt out by size class, largest class first (ties by id), each to the job with the fewest
+ *    class units so far (ties to the lowest job): greedy LPT, which spreads the big repositories over the jobs and
+ *    keeps the largest shard within about 4/3 of the best possible (up to the factor two of a size class).
+ * The assignment depends only on the ids and power-of-two size classes of the matched repositories of 1 MiB or
+ * more (and on `total`): pushes between the jobs' listings change nothing unless a repository crosses a power of
+ * two; a large repository created, deleted or crossing a class in between can move other large ones to another
+ * job for that run (`fingerprint` then differs between the jobs' manifests).
+ */
+export function assignShards(repos: Array<Pick<RepoInfo, 'id' | 'size'>>, total: number): { shards: Map<string, number>; fingerprint: string } {
+  const shards = new Map<string, number>();
+  const large: Array<{ id: string; key: string; cls: number }> = [];
+  for (const r of repos) {
+    if (total <= 1) shards.set(r.id, 1);
+    else if (r.size >= SHARD_BY_SIZE_FROM) large.push({ id: r.id, key: r.id.toLowerCase(), cls: sizeClass(r.size) });
+    else shards.set(r.id, shardOf(r, total));
+  }
+  large.sort((a, b) => b.cls - a.cls || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  const load = new Array<number>(Math.max(1, total)).fill(0);
+  const hash = createHash('sha256').update(`${total}\n`);
+  for (const r of large) {
+    let best = 0;
+    for (let j = 1; j < load.length; j++) if (load[j] < load[best]) best = j;
+    load[best] += 2 ** r.cls;
+    shards.set(r.id, best + 1);
+    hash.update(`${r.key}:${r.cls}\n`);
+  }
+  return { shards, fingerprint: hash.digest('hex').slice(0, 12) };
 }
 
 /**

@@ -53,7 +53,7 @@ export function buildManifest(settings: BackupSettings, plan: Plan, report: RunR
       startedAt: report.startedAt.toISOString(),
       finishedAt: report.finishedAt.toISOString(),
       durationMs: report.finishedAt.getTime() - report.startedAt.getTime(),
-      shard: settings.shard,
+      shard: { ...settings.shard, fingerprint: plan.shardFingerprint ?? null },
       folder: plan.runFolder,
     },
     options: {

@@ -1,0 +1,536 @@
+// `npm run bench` (`-- --quick` for a smaller corpus): RepoBackup@1 against the seed pipeline's way and against
+// the floor (mirror + LFS fetch, nothing else), on one deterministic corpus served by the Azure DevOps stand-in,
+// uploading to one Azurite; then memory vs repository size, the sharded run, discovery at 5,000 repositories and
+// the task's cold start. Prints the results and writes bench/results.md. Targets are reported, never asserted.
+import { ChildProcess, execFileSync, spawn } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { startAzurite, AzuriteHandle } from '../test/harness/azurite';
+import { DevOpsStandIn } from '../test/harness/devops-standin';
+import { runTask, TaskRun } from '../test/harness/run-task';
+import { cleanupAll, tmpDir } from '../test/harness/util';
+import { BenchRepo, buildCorpus, corpusSpec } from './corpus';
+import { MonitorResult, watch } from './monitor';
+import { profileRun, stageBreakdown, StageRow } from './profile';
+import { runScale, ScaleResults } from './scale';
+
+const ROOT = path.resolve(__dirname, '../..');
+// --entry <file>: development aid, run another entry (e.g. a wrapper that samples memory) as the task.
+const ENTRY = path.resolve(argValue('--entry') ?? path.join(ROOT, 'tasks/RepoBackup/RepoBackupV1/dist/index.js'));
+const QUICK = process.argv.includes('--quick');
+const ROUNDS = Number(argValue('--rounds') ?? (QUICK ? 2 : 3));
+const CONCURRENCY = 4; // the task's default
+const CONTAINER = 'bench';
+const MB = 1 << 20;
+
+type Variant = 'seed' | 'floor' | 'repobackup' | 'folder';
+const LABEL: Record<Variant, string> = {
+  seed: 'seed way', floor: 'floor', repobackup: 'RepoBackup@1', folder: 'RepoBackup@1 → folder on tmpfs (diagnostic)',
+};
+
+interface Measure extends MonitorResult {
+  /** CPU seconds of the stand-in (this process and its git http-backend children) and of Azurite meanwhile. */
+  serverCpu: number;
+  azuriteCpu: number;
+  /** 1-minute load average when the run started (other sessions on the machine show up here). */
+  loadBefore: number;
+  variant: Variant;
+  round: number;
+  wallMs: number;
+  uploaded: number;
+  blobs: number;
+}
+
+function argValue(name: string): string | undefined {
+  const i = process.argv.indexOf(name);
+  return i >= 0 ? process.argv[i + 1] : undefined;
+}
+
+const log = (msg: string) => console.log(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}`);
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
+const mb = (b: number) => `${(b / MB).toFixed(b < 10 * MB ? 1 : 0)} MB`;
+const secs = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
+
+/** git, git-lfs and zip (the seed way needs it): scripts/ensure-tools.sh installs what is missing (apt-get). */
+function ensureTools() {
+  execFileSync('bash', [path.join(ROOT, 'scripts/ensure-tools.sh'), 'zip'], { stdio: 'inherit' });
+  if (!fs.existsSync(ENTRY)) throw new Error(`${ENTRY} is missing: npm run build`);
+}
+
+/** The seed's uploader, bundled into one file so each `node upload.js` starts fast (azcopy's role). */
+async function bundleUploader(): Promise<string> {
+  const out = path.join(ROOT, 'build/bench/upload.bundle.js');
+  const esbuild = await import('esbuild');
+  await esbuild.build({
+    entryPoints: [path.join(ROOT, 'build/bench/upload.js')], bundle: true, platform: 'node', target: 'node20',
+    outfile: out, minify: true, logLevel: 'warning',
+  });
+  return out;
+}
+
+interface Env {
+  standin: DevOpsStandIn;
+  azurite: AzuriteHandle;
+  token: string;
+  sasUrl: string;
+  uploader: string;
+  corpus: BenchRepo[];
+  /** Clone URLs of the repositories the task backs up, largest first (the task's order), for the floor. */
+  floorList: string;
+}
+
+async function blobTotals(env: Env, prefix: string, remove = true): Promise<{ bytes: number; blobs: number }> {
+  const container = env.azurite.serviceClient().getContainerClient(CONTAINER);
+  let bytes = 0;
+  let blobs = 0;
+  const names: string[] = [];
+  for await (const b of container.listBlobsFlat({ prefix })) {
+    bytes += b.properties.contentLength ?? 0;
+    blobs++;
+    names.push(b.name);
+  }
+  if (remove) for (const n of names) await container.deleteBlob(n).catch(() => undefined);
+  return { bytes, blobs };
+}
+
+/** Runs a shell script with the monitor on its process tree; rejects with its output when it fails. */
+async function runScript(script: string, env: NodeJS.ProcessEnv, dirs: string[]): Promise<{ wallMs: number; mon: MonitorResult }> {
+  const started = Date.now();
+  const child: ChildProcess = spawn('bash', [path.join(ROOT, 'bench', script)], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const mon = watch(child.pid!, dirs);
+  let output = '';
+  const keep = (d: Buffer) => { output = (output + d.toString()).slice(-20_000); };
+  child.stdout!.on('data', keep);
+  child.stderr!.on('data', keep);
+  const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+  const wallMs = Date.now() - started;
+  const result = await mon.stop();
+  if (code !== 0) throw new Error(`${script} failed (${code}):\n${output}`);
+  return { wallMs, mon: result };
+}
+
+function scriptEnv(home: string, extra: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) if (!/^(GIT_|INPUT_|SYSTEM_|AGENT_|BUILD_)/.test(k)) env[k] = v;
+  return { ...env, HOME: home, ...extra };
+}
+
+async function runSeed(env: Env, round: number): Promise<Measure> {
+  const work = tmpDir(`seed-${round}`);
+  const home = tmpDir(`seed-home-${round}`);
+  const prefix = `seed-${round}/`;
+  const { wallMs, mon } = await runScript('seed.sh', scriptEnv(home, {
+    ORG_URL: env.standin.orgUrl, TOKEN: env.token, SAS_URL: env.sasUrl, WORK: work, UPLOADER: env.uploader, BLOB_PREFIX: prefix,
+  }), [work]);
+  const up = await blobTotals(env, prefix);
+  fs.rmSync(work, { recursive: true, force: true });
+  return { variant: 'seed', round, wallMs, ...mon, uploaded: up.bytes, blobs: up.blobs, serverCpu: 0, azuriteCpu: 0, loadBefore: 0 };
+}
+
+async function runFloor(env: Env, round: number): Promise<Measure> {
+  const work = tmpDir(`floor-${round}`);
+  const home = tmpDir(`floor-home-${round}`);
+  const list = path.join(tmpDir('floor-list'), 'list.txt');
+  fs.writeFileSync(list, env.floorList);
+  const origin = new URL(env.standin.orgUrl).origin + '/';
+  const { wallMs, mon } = await runScript('floor.sh', scriptEnv(home, {
+    LIST: list, CONCURRENCY: String(CONCURRENCY), WORK: work, GIT_TERMINAL_PROMPT: '0',
+    GIT_CONFIG_COUNT: '2', GIT_CONFIG_KEY_0: 'credential.helper', GIT_CONFIG_VALUE_0: '',
+    GIT_CONFIG_KEY_1: `http.${origin}.extraheader`, GIT_CONFIG_VALUE_1: `AUTHORIZATION: Bearer ${env.token}`,
+  }), [work]);
+  fs.rmSync(work, { recursive: true, force: true });
+  return { variant: 'floor', round, wallMs, ...mon, uploaded: 0, blobs: 0, serverCpu: 0, azuriteCpu: 0, loadBefore: 0 };
+}
+
+interface TaskMeasure { run: TaskRun; wallMs: number; mon: MonitorResult }
+
+/** Runs RepoBackup@1 as the agent does (runTask) with the monitor on its process tree. */
+async function runBackupTask(env: Env, name: string, inputs: Record<string, string>, variables: Record<string, string> = {}, timeline = false): Promise<TaskMeasure> {
+  const tempDir = tmpDir(name);
+  let mon: ReturnType<typeof watch> | undefined;
+  const run = await runTask(ENTRY, {
+    inputs: { sasUrl: env.sasUrl, ...inputs }, orgUrl: env.standin.orgUrl, token: env.token, tempDir,
+    variables: { 'Build.BuildId': name, ...variables },
+    onSpawn: (child) => { mon = watch(child.pid!, [tempDir], 50, timeline); },
+  });
+  const result = await mon!.stop();
+  if (process.env.BENCH_DUMP_TASK_OUTPUT) fs.writeFileSync(process.env.BENCH_DUMP_TASK_OUTPUT, run.stdout);
+  if (run.result?.result !== 'Succeeded') {
+    throw new Error(`RepoBackup (${name}) ended ${run.result?.result}: ${run.result?.message}\n${run.lines.filter((l) => !l.startsWith('##vso[task.debug')).slice(-40).join('\n')}\n${run.stderr}`);
+  }
+  fs.rmSync(tempDir, { recursive: true, force: true });
+  return { run, wallMs: run.durationMs, mon: result };
+}
+
+/**
+ * Diagnostic: the same task writing to a folder in memory (tmpfs) instead of Azurite, so that the storage
+ * emulator's CPU does not compete with it: the engine's own cost over the floor.
+ */
+async function runFolder(env: Env, round: number): Promise<Measure> {
+  const shm = '/dev/shm';
+  const base = fs.existsSync(shm) && fs.statfsSync(shm).bavail * fs.statfsSync(shm).bsize > 4 * env.corpus.reduce((s, c) => s + c.bytes + (c.lfsBytes ?? 0), 0)
+    ? fs.mkdtempSync(path.join(shm, 'repobackup-bench-')) : tmpDir('folder-dest');
+  try {
+    const { wallMs, mon } = await runBackupTask(env, `bench-folder-${round}`, { destination: 'folder', folderPath: base });
+    let bytes = 0;
+    let blobs = 0;
+    const walk = (d: string) => {
+      for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+        if (e.isDirectory()) walk(path.join(d, e.name));
+        else if (!e.name.endsWith('.sha256')) { bytes += fs.statSync(path.join(d, e.name)).size; blobs++; }
+      }
+    };
+    walk(base);
+    return { variant: 'folder', round, wallMs, ...mon, uploaded: bytes, blobs, serverCpu: 0, azuriteCpu: 0, loadBefore: 0 };
+  } finally {
+    fs.rmSync(base, { recursive: true, force: true });
+  }
+}
+
+async function runRepoBackup(env: Env, round: number): Promise<Measure> {
+  const name = `bench-rb-${round}`;
+  // --inputs k=v,k=v: development aid, extra task inputs for the RepoBackup variant (e.g. concurrency=2).
+  const extra = Object.fromEntries((argValue('--inputs') ?? '').split(',').filter(Boolean).map((kv) => kv.split('=') as [string, string]));
+  const { wallMs, mon } = await runBackupTask(env, name, extra, {}, true);
+  const up = await blobTotals(env, `${env.standin.org}/`);
+  return { variant: 'repobackup', round, wallMs, ...mon, uploaded: up.bytes, blobs: up.blobs, serverCpu: 0, azuriteCpu: 0, loadBefore: 0 };
+}
+
+/** utime+stime+cutime+cstime of a process, seconds. */
+function procCpu(pid: number | string): number {
+  try {
+    const t = fs.readFileSync(`/proc/${pid}/stat`, 'latin1');
+    const f = t.slice(t.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) / 100;
+  } catch {
+    return 0;
+  }
+}
+
+/** This process (the stand-in serving REST, git and LFS) plus its reaped children (git http-backend…); minus nothing. */
+const selfTreeCpu = () => procCpu('self');
+
+let azuritePid: number | undefined;
+function azuriteCpu(): number {
+  if (azuritePid === undefined) {
+    for (const name of fs.readdirSync('/proc')) {
+      if (!/^\d+$/.test(name)) continue;
+      try {
+        const cmd = fs.readFileSync(`/proc/${name}/cmdline`, 'latin1');
+        const stat = fs.readFileSync(`/proc/${name}/stat`, 'latin1');
+        const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+        if (ppid === process.pid && cmd.includes('azurite')) azuritePid = Number(name);
+      } catch { /* gone */ }
+    }
+  }
+  return azuritePid ? procCpu(azuritePid) : 0;
+}
+
+// ---------------------------------------------------------------- extra measurements
+
+interface SizePoint { repo: string; bytes: number; wallMs: number; taskRss: number; childRss: number; disk: number }
+
+async function rssBySize(env: Env): Promise<SizePoint[]> {
+  const medium = env.corpus.filter((r) => r.kind === 'medium').sort((a, b) => a.bytes - b.bytes);
+  const picks = [medium[0], env.corpus.find((r) => r.name === 'monorepo')!];
+  const out: SizePoint[] = [];
+  for (const r of picks) {
+    const { wallMs, mon } = await runBackupTask(env, `bench-size-${r.name}`, { repositories: `${r.project}/${r.name}` });
+    await blobTotals(env, `${env.standin.org}/`);
+    out.push({ repo: `${r.project}/${r.name}`, bytes: r.bytes + (r.lfsBytes ?? 0), wallMs, taskRss: mon.rootPeakRss, childRss: mon.childrenPeakRss, disk: mon.diskPeak });
+  }
+  return out;
+}
+
+interface ShardJob { position: number; wallMs: number; repos: number; listedBytes: number; archiveBytes: number; taskRss: number }
+interface ShardResult { jobs: ShardJob[]; everyRepoOnce: boolean; missing: string[]; duplicated: string[]; totalWallMs: number; idealBytes: number }
+
+async function shardedRun(env: Env): Promise<ShardResult> {
+  const total = 4;
+  const jobs: ShardJob[] = [];
+  const name = 'bench-shard';
+  const listedSize = new Map(env.corpus.map((r) => [r.repo.id, Number(env.standin.repoJson(r.repo).size)]));
+  for (let position = 1; position <= total; position++) {
+    const { wallMs, mon, run } = await runBackupTask(env, `${name}-${position}`, {}, {
+      'Build.BuildId': name, 'System.TotalJobsInPhase': String(total), 'System.JobPositionInPhase': String(position),
+    });
+    void run;
+    jobs.push({ position, wallMs, repos: 0, listedBytes: 0, archiveBytes: 0, taskRss: mon.rootPeakRss });
+  }
+  // Read the four manifests back (account key: the task's SAS cannot read).
+  const container = env.azurite.serviceClient().getContainerClient(CONTAINER);
+  const seen = new Map<string, number>();
+  for await (const b of container.listBlobsFlat({ prefix: `${env.standin.org}/` })) {
+    const m = /manifest\.job-(\d+)-of-4\.json$/.exec(b.name);
+    if (!m) continue;
+    const job = jobs[Number(m[1]) - 1];
+    const manifest = JSON.parse((await container.getBlobClient(b.name).downloadToBuffer()).toString('utf8')) as {
+      repositories: Array<{ id: string; status: string; size: number | null }>;
+    };
+    for (const r of manifest.repositories) {
+      seen.set(r.id, (seen.get(r.id) ?? 0) + 1);
+      job.repos++;
+      job.listedBytes += listedSize.get(r.id) ?? 0;
+      job.archiveBytes += r.size ?? 0;
+    }
+  }
+  await blobTotals(env, `${env.standin.org}/`);
+  const ids = env.corpus.map((r) => r.repo.id);
+  const missing = ids.filter((id) => !seen.has(id));
+  const duplicated = [...seen].filter(([, n]) => n > 1).map(([id]) => id);
+  const sizes = [...listedSize.values()];
+  return {
+    jobs, everyRepoOnce: missing.length === 0 && duplicated.length === 0 && seen.size === ids.length, missing, duplicated,
+    totalWallMs: jobs.reduce((s, j) => s + j.wallMs, 0), idealBytes: Math.max(sizes.reduce((a, b) => a + b, 0) / total, ...sizes),
+  };
+}
+
+interface ColdStart { runs: number[]; nodeBaseline: number[] }
+
+/** Spawn → input validation failure (no sasUrl): loading the 2.7 MB bundle, task-lib, reading inputs. */
+async function coldStart(env: Env): Promise<ColdStart> {
+  const runs: number[] = [];
+  const nodeBaseline: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    const run = await runTask(ENTRY, { inputs: {}, orgUrl: env.standin.orgUrl, token: env.token, tempDir: tmpDir('cold') });
+    if (run.result?.result !== 'Failed' || !/sasUrl/.test(run.result.message)) throw new Error(`cold start run: ${run.result?.message}`);
+    runs.push(run.durationMs);
+    const t = Date.now();
+    execFileSync(process.execPath, ['-e', '0']);
+    nodeBaseline.push(Date.now() - t);
+  }
+  return { runs, nodeBaseline };
+}
+
+// ---------------------------------------------------------------- report
+
+function machine(): string[] {
+  const v = (cmd: string, args: string[]) => { try { return execFileSync(cmd, args, { encoding: 'utf8' }).trim().split('\n')[0]; } catch { return 'n/a'; } };
+  return [
+    `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GB RAM, ${os.platform()} ${os.release()}`,
+    `Node ${process.version}, ${v('git', ['--version'])}, ${v('git', ['lfs', 'version'])}, ${v('zip', ['-v']).replace(/^Copyright.*|^This is /, '').trim() || 'zip'}`,
+  ];
+}
+
+interface Results {
+  quick: boolean;
+  corpus: BenchRepo[];
+  corpusBuildMs: number;
+  measures: Measure[];
+  sizes: SizePoint[];
+  shard: ShardResult;
+  scale: ScaleResults;
+  cold: ColdStart;
+  totalMs: number;
+  stages?: { rows: StageRow[]; noGitMs: number; runMs: number };
+}
+
+function report(r: Results): string {
+  const by = (v: Variant) => r.measures.filter((m) => m.variant === v);
+  const med = (v: Variant, f: (m: Measure) => number) => median(by(v).map(f));
+  const wall = (v: Variant) => med(v, (m) => m.wallMs);
+  const seedRatio = wall('seed') / wall('repobackup');
+  const floorRatio = wall('repobackup') / wall('floor');
+  const gitBytes = r.corpus.reduce((s, c) => s + c.bytes, 0);
+  const lfsBytes = r.corpus.reduce((s, c) => s + (c.lfsBytes ?? 0), 0);
+  const largestMirror = Math.max(...r.corpus.map((c) => c.bytes + (c.lfsBytes ?? 0)));
+  const rb = by('repobackup');
+  const taskRss = Math.max(...rb.map((m) => m.rootPeakRss), ...r.sizes.map((s) => s.taskRss));
+  const rbDisk = Math.max(...rb.map((m) => m.diskPeak));
+  const diskBound = CONCURRENCY * largestMirror;
+  const count = (k: string) => r.corpus.filter((c) => c.kind === k).length;
+  const yes = (ok: boolean) => (ok ? '**met**' : '**MISSED**');
+  const cpu = (x: number) => `${x.toFixed(1)} s`;
+  const variants: Variant[] = ['seed', 'floor', 'repobackup', 'folder'];
+  const folderRatio = by('folder').length ? wall('folder') / wall('floor') : undefined;
+  const other = (m: Measure) => Math.max(0, m.machineCpuSeconds - m.cpuSeconds - m.serverCpu - m.azuriteCpu);
+
+  const L: string[] = [];
+  L.push(`# RepoBackup bench${r.quick ? ' (--quick)' : ''}`, '');
+  L.push(`Written by \`npm run bench${r.quick ? ' -- --quick' : ''}\` on ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC; the whole bench took ${secs(r.totalMs)}.`, '');
+  for (const m of machine()) L.push(`- ${m}`);
+  L.push(`- Corpus (deterministic, incompressible, built in ${secs(r.corpusBuildMs)}): ${r.corpus.length} repositories, ${mb(gitBytes)} of git content + ${mb(lfsBytes)} of LFS objects: ` +
+    `${count('small')} small (40 KB–1.6 MB), ${count('medium')} medium (${r.corpus.filter((c) => c.kind === 'medium').map((c) => mb(c.bytes)).join(', ')}), ` +
+    `${count('big')} big (${r.corpus.filter((c) => c.kind === 'big').map((c) => `${mb(c.bytes)} + ${mb(c.lfsBytes ?? 0)} LFS`).join('; ')}), ` +
+    `one with 5,000 tags, one empty, one disabled. Largest mirror ${mb(largestMirror)}.`);
+  L.push(`- Served by the Azure DevOps stand-in (REST, \`git http-backend\`, LFS batch API) and uploaded to Azurite, both on this machine and its ${os.cpus().length} cores.`);
+  L.push(`- ${ROUNDS} rounds, the variants alternating (rotated each round); medians below. RepoBackup@1 with default inputs (container SAS \`sp=cw\`, zip, LFS, wikis, verify, concurrency ${CONCURRENCY}).`);
+  L.push(`- Machine load (1-min average) before the runs: ${r.measures.map((m) => m.loadBefore.toFixed(1)).join(', ')}; the "others" column below is CPU no bench process used (other sessions, kernel).`, '');
+
+  L.push('## Side by side', '');
+  L.push('| variant | wall time (median) | runs | CPU time (its process tree) | task process peak RSS | child processes peak RSS (sum / largest) | peak extra disk | uploaded |');
+  L.push('|---|---|---|---|---|---|---|---|');
+  for (const v of variants) {
+    L.push(`| ${LABEL[v]} | **${secs(wall(v))}** | ${by(v).map((m) => secs(m.wallMs)).join(', ')} | ${cpu(med(v, (m) => m.cpuSeconds))} | ` +
+      `${v === 'repobackup' || v === 'folder' ? `**${mb(med(v, (m) => m.rootPeakRss))}**` : `(bash ${mb(med(v, (m) => m.rootPeakRss))})`} | ` +
+      `${mb(med(v, (m) => m.childrenPeakRss))} / ${mb(med(v, (m) => m.childMaxRss))} | ${mb(med(v, (m) => m.diskPeak))} | ` +
+      `${v === 'floor' ? '—' : `${mb(med(v, (m) => m.uploaded))} (${by(v)[0].blobs} ${v === 'folder' ? 'files' : 'blobs'})`} |`);
+  }
+  L.push('');
+  L.push(`**seed / RepoBackup = ${seedRatio.toFixed(2)}×** (RepoBackup is ${seedRatio.toFixed(1)} times faster than the seed's way) · **RepoBackup / floor = ${floorRatio.toFixed(2)}×**` +
+    (folderRatio ? ` · diagnostic, the same task writing to tmpfs instead of Azurite: ${(wall('folder') / wall('floor')).toFixed(2)}× the floor, ${(wall('seed') / wall('folder')).toFixed(2)}× faster than the seed` : ''), '');
+
+  L.push('### Where the machine\'s CPU went (medians, seconds)', '');
+  L.push('| variant | wall | its tree: orchestrator (task node / bash) | its tree: children (git, git-lfs, zip, uploader) | stand-in server (REST, http-backend, upload-pack) | Azurite | others | machine total |');
+  L.push('|---|---|---|---|---|---|---|---|');
+  for (const v of variants) {
+    L.push(`| ${LABEL[v]} | ${secs(wall(v))} | ${cpu(med(v, (m) => m.rootCpuSeconds))} | ${cpu(med(v, (m) => m.cpuSeconds - m.rootCpuSeconds))} | ` +
+      `${cpu(med(v, (m) => m.serverCpu))} | ${cpu(med(v, (m) => m.azuriteCpu))} | ${cpu(med(v, other))} | ${cpu(med(v, (m) => m.machineCpuSeconds))} |`);
+  }
+  L.push('');
+  L.push(`With ${os.cpus().length} cores, a run that keeps them busy lasts about machine total / ${os.cpus().length}. ` +
+    `RepoBackup's extra over the floor is the task process itself (archive, SHA-256 of archives and LFS objects, upload, one more git command per repository: fsck), and Azurite receiving, storing and MD5-hashing every block, which the real Blob service does elsewhere.`, '');
+  if (r.stages) {
+    L.push('### Where RepoBackup\'s wall time went (median run, from its process tree)', '');
+    L.push('| stage | commands seen (sampled every 50 ms: shorter ones are missed) | summed over repositories | wall time with ≥ 1 running |');
+    L.push('|---|---|---|---|');
+    for (const s of r.stages.rows) L.push(`| ${s.stage} | ${s.commands} | ${secs(s.summedMs)} | ${secs(s.wallMs)} (${((s.wallMs / r.stages.runMs) * 100).toFixed(0)}%) |`);
+    L.push(`| no git command running (start-up, listing, the task archiving + uploading alone, manifest) | | | ${secs(r.stages.noGitMs)} (${((r.stages.noGitMs / r.stages.runMs) * 100).toFixed(0)}%) |`, '');
+  }
+
+  L.push('## Targets', '');
+  L.push('| target | measured | |');
+  L.push('|---|---|---|');
+  L.push(`| RepoBackup ≥ 3× faster than the seed way | ${seedRatio.toFixed(2)}× | ${yes(seedRatio >= 3)} |`);
+  L.push(`| RepoBackup ≤ 1.25× the floor | ${floorRatio.toFixed(2)}× | ${yes(floorRatio <= 1.25)} |`);
+  L.push(`| task process peak RSS ≤ 200 MB | ${mb(taskRss)} (largest of all RepoBackup runs) | ${yes(taskRss <= 200 * MB)} |`);
+  const [s1, s2] = r.sizes;
+  const flat = s2.taskRss <= s1.taskRss * 1.25 + 10 * MB;
+  L.push(`| task RSS flat as repositories grow | ${mb(s1.taskRss)} for a ${mb(s1.bytes)} repository → ${mb(s2.taskRss)} for ${mb(s2.bytes)} (${(s2.bytes / s1.bytes).toFixed(0)}× the data) | ${yes(flat)} |`);
+  L.push(`| peak extra disk ≤ concurrency × largest mirror; no archive file | ${mb(rbDisk)} ≤ ${CONCURRENCY} × ${mb(largestMirror)} = ${mb(diskBound)} | ${yes(rbDisk <= diskBound)} |`);
+  const sc = r.scale;
+  L.push(`| discovery + planning, ${sc.repos.toLocaleString('en')} repositories in ${sc.projects} projects (dry run), < 10 s | ${secs(sc.wallMs)} (task process from spawn to exit), ${sc.restRequests} REST requests | ${yes(sc.wallMs < 10_000)} |`);
+  L.push(`| … memory flat | task RSS ${mb(sc.smallRss)} at ${sc.smallRepos.toLocaleString('en')} repositories, ${mb(sc.rss)} at ${sc.repos.toLocaleString('en')} | ${yes(sc.rss <= sc.smallRss + 60 * MB)} |`);
+  L.push(`| … 429 with Retry-After honoured | ${sc.throttle.note} | ${yes(sc.throttle.ok)} |`);
+  const sh = r.shard;
+  const shardBytes = sh.jobs.map((j) => j.listedBytes);
+  const rbMedian = wall('repobackup');
+  const maxJob = sh.jobs.reduce((a, b) => (b.wallMs > a.wallMs ? b : a));
+  const balanced = Math.max(...shardBytes) <= sh.idealBytes * 4 / 3 && sc.shardMaxOverMean <= 1.1;
+  L.push(`| 4 shards: every repository exactly once | ${sh.everyRepoOnce ? `the 4 manifests list ${sh.jobs.reduce((s, j) => s + j.repos, 0)} repositories, each once, of ${r.corpus.length}` : `missing ${sh.missing.length}, twice ${sh.duplicated.length}`} | ${yes(sh.everyRepoOnce)} |`);
+  L.push(`| 4 shards balanced by bytes | largest shard ${mb(Math.max(...shardBytes))} (listed size) vs the best possible max(total / 4, largest repository) = ${mb(sh.idealBytes)}; at ${sc.repos.toLocaleString('en')} repositories largest / mean = ${sc.shardMaxOverMean.toFixed(3)} | ${yes(balanced)} |`);
+  L.push('');
+
+  L.push('## Task memory as repositories grow', '');
+  L.push('| repository, backed up alone | data (git + LFS) | wall | task peak RSS | git children peak RSS (sum) | peak extra disk |');
+  L.push('|---|---|---|---|---|---|');
+  for (const s of r.sizes) L.push(`| ${s.repo} | ${mb(s.bytes)} | ${secs(s.wallMs)} | ${mb(s.taskRss)} | ${mb(s.childRss)} | ${mb(s.disk)} |`);
+  L.push('');
+
+  L.push('## Sharded run (System.TotalJobsInPhase = 4, the 4 jobs one after another)', '');
+  L.push('| job | repositories (manifest) | listed size | archive bytes | wall | task peak RSS |');
+  L.push('|---|---|---|---|---|---|');
+  for (const j of sh.jobs) L.push(`| ${j.position} of 4 | ${j.repos} | ${mb(j.listedBytes)} | ${mb(j.archiveBytes)} | ${secs(j.wallMs)} | ${mb(j.taskRss)} |`);
+  L.push('');
+  L.push(`Largest shard **${secs(maxJob.wallMs)}** (job ${maxJob.position}) vs the unsharded run's ${secs(rbMedian)}: **${(maxJob.wallMs / rbMedian).toFixed(2)}×**; ` +
+    `the 4 jobs one after another ${secs(sh.totalWallMs)}. On 4 agents at once the backup takes about the largest shard's time, and never less than the largest repository alone.`, '');
+
+  L.push(`## Scale: ${sc.repos.toLocaleString('en')} repositories in ${sc.projects} projects (stand-in repositories listed, not on disk; dry run)`, '');
+  L.push('| run | wall (spawn → exit) | task peak RSS | REST requests |');
+  L.push('|---|---|---|---|');
+  for (const row of sc.rows) L.push(`| ${row.label} | ${secs(row.wallMs)} | ${mb(row.rss)} | ${row.rest} |`);
+  L.push('');
+  L.push(`Shard plan at this scale, 4 jobs, computed by each job from the same listing: ${sc.shardCounts.join(' / ')} repositories, ${sc.shardBytes.map(mb).join(' / ')} (largest / mean ${sc.shardMaxOverMean.toFixed(3)}), ${sc.planMs.toFixed(0)} ms per job.`, '');
+
+  L.push('## Cold start of the bundled task (spawn → input validation → exit)', '');
+  L.push(`Median ${median(r.cold.runs)} ms over ${r.cold.runs.length} runs (${r.cold.runs.join(', ')} ms); \`node -e 0\` alone: ${median(r.cold.nodeBaseline)} ms.`, '');
+
+  L.push('## How it is measured', '');
+  L.push('- **seed way**: `bench/seed.sh`, the seed pipeline\'s step on Linux: one REST call, then one repository at a time: `git clone --bare` (token in `-c http.extraheader`, as the seed does), `git lfs fetch --all`, `zip -r` at the default level (Compress-Archive\'s Optimal) into a file in a staging folder, that file uploaded with storage-blob `uploadFile` by a small bundled node script (one process per archive, as one azcopy per archive), clone and archive deleted. Two changes so that it does the same work: disabled repositories are skipped (the seed stops at the first failing clone), and `git lfs fetch` gets the auth header too.');
+  L.push(`- **floor**: \`bench/floor.sh\`: \`git clone --mirror\` + \`git lfs fetch --all\` of the same repositories, ${CONCURRENCY} at a time (the task's default concurrency), largest first; nothing else (the mirrors stay until the clock stops).`);
+  L.push('- **RepoBackup@1**: `tasks/RepoBackup/RepoBackupV1/dist/index.js` run by the harness\' `runTask` as the agent runs it, default inputs.');
+  L.push('- Wall: spawn → exit. CPU: user + system time of the variant\'s whole process tree from /proc every 50 ms (in a worker thread); stand-in = this process\'s CPU and its reaped children (git http-backend …) minus the variant; Azurite = its process. Task RSS: VmHWM of the task process. Children RSS: peak of the summed RSS of all live descendants. Disk: peak allocated bytes below the variant\'s temp folder minus the start. Uploaded: bytes of the blobs in Azurite after the run.');
+  L.push('- `npm run bench -- --profile` runs RepoBackup once with the task under the V8 profiler and prints its stages and hottest functions (development aid).');
+  return L.join('\n') + '\n';
+}
+
+// ---------------------------------------------------------------- main
+
+async function main() {
+  const t0 = Date.now();
+  ensureTools();
+  const uploader = await bundleUploader();
+  const token = `bench-job-token-${process.pid}`;
+  const standin = await DevOpsStandIn.start({ org: 'benchorg', root: tmpDir('bench-standin'), tokens: { bearer: [token] } });
+  const azurite = await startAzurite();
+  let stopped = false;
+  try {
+    await azurite.createContainer(CONTAINER);
+    const sasUrl = azurite.containerSasUrl(CONTAINER, 'cw', { expiresOn: new Date(Date.now() + 6 * 3600_000) });
+    log(`building the corpus${QUICK ? ' (quick)' : ''}…`);
+    const tc = Date.now();
+    const corpus = await buildCorpus(standin, corpusSpec(QUICK));
+    const corpusBuildMs = Date.now() - tc;
+    log(`corpus: ${corpus.length} repositories in ${secs(corpusBuildMs)}`);
+    const floorList = corpus
+      .filter((r) => !r.disabled)
+      .map((r, i) => ({ i, url: r.repo.cloneUrl, size: Number(standin.repoJson(r.repo).size) }))
+      .sort((a, b) => b.size - a.size || a.i - b.i)
+      .map((r) => `${r.i} ${r.url}`).join('\n') + '\n';
+    const env: Env = { standin, azurite, token, sasUrl, uploader, corpus, floorList };
+
+    if (process.argv.includes('--profile')) {
+      // Development aid: where RepoBackup's time goes (no comparison, no results file).
+      console.log(await profileRun(ENTRY, { orgUrl: standin.orgUrl, token, sasUrl }));
+      return;
+    }
+
+    // --only a,b: development aid, just those variants (no extras, no results file).
+    const only = argValue('--only')?.split(',') as Variant[] | undefined;
+    const cold = only ? { runs: [], nodeBaseline: [] } : await coldStart(env);
+    if (!only) log(`cold start: ${cold.runs.join(', ')} ms`);
+
+    const measures: Measure[] = [];
+    const order: Variant[] = only ?? ['seed', 'floor', 'repobackup', 'folder'];
+    for (let round = 1; round <= ROUNDS; round++) {
+      // Rotate so that no variant always runs right after the same other one.
+      const rotated = order.map((_, i) => order[(i + round - 1) % order.length]);
+      for (const v of rotated) {
+        const loadBefore = os.loadavg()[0];
+        const s0 = selfTreeCpu();
+        const a0 = azuriteCpu();
+        const m = v === 'seed' ? await runSeed(env, round) : v === 'floor' ? await runFloor(env, round)
+          : v === 'folder' ? await runFolder(env, round) : await runRepoBackup(env, round);
+        // This process's tree includes the variant (its child) once reaped: take the variant's own CPU out.
+        m.serverCpu = Math.max(0, selfTreeCpu() - s0 - m.cpuSeconds);
+        m.azuriteCpu = azuriteCpu() - a0;
+        m.loadBefore = loadBefore;
+        measures.push(m);
+        log(`round ${round} ${LABEL[v]}: ${secs(m.wallMs)}, CPU ${m.cpuSeconds.toFixed(1)} s (task/script ${m.rootCpuSeconds.toFixed(1)} s; machine ${m.machineCpuSeconds.toFixed(1)} s, stand-in ${m.serverCpu.toFixed(1)} s, Azurite ${m.azuriteCpu.toFixed(1)} s), task RSS ${mb(m.rootPeakRss)}, children ${mb(m.childrenPeakRss)}, disk ${mb(m.diskPeak)}, uploaded ${mb(m.uploaded)}`);
+      }
+    }
+    if (only) return;
+    const sizes = await rssBySize(env);
+    log(`RSS by size: ${sizes.map((s) => `${s.repo} ${mb(s.taskRss)}`).join(', ')}`);
+    const shard = await shardedRun(env);
+    log(`sharded: ${shard.jobs.map((j) => `${j.repos} repos ${mb(j.listedBytes)} ${secs(j.wallMs)}`).join(' | ')}; exactly once: ${shard.everyRepoOnce}`);
+    await standin.stop();
+    stopped = true;
+    const scale = await runScale(ENTRY, sasUrl);
+    log(`scale: ${scale.rows.map((r) => `${r.label} ${secs(r.wallMs)} ${mb(r.rss)}`).join(' | ')}`);
+
+    const rbs = measures.filter((m) => m.variant === 'repobackup').sort((a, b) => a.wallMs - b.wallMs);
+    const mid = rbs[(rbs.length - 1) >> 1];
+    const stages = mid?.timeline ? { ...stageBreakdown(mid.timeline, mid.wallMs, 50), runMs: mid.wallMs } : undefined;
+    const text = report({ quick: QUICK, corpus, corpusBuildMs, measures, sizes, shard, scale, cold, totalMs: Date.now() - t0, stages });
+    // The quick variant is for development: its results go to build/, only the full bench writes bench/results.md.
+    const file = QUICK ? path.join(ROOT, 'build/bench/results-quick.md') : path.join(ROOT, 'bench/results.md');
+    fs.writeFileSync(file, text);
+    console.log('\n' + text);
+    log(`written to ${path.relative(process.cwd(), file)}`);
+  } finally {
+    if (!stopped) await standin.stop().catch(() => undefined);
+    await azurite.stop();
+    await cleanupAll();
+  }
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
