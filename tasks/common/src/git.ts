@@ -1,6 +1,9 @@
 /** A typed wrapper over the git and git-lfs command lines, run through the host's tool runner. */
 import { ExecOptions, ExecResult, TaskHost } from './host';
+import { errorMessage, RunError } from './errors';
 import { RetryDecision } from './retry';
+
+const MIN_GIT = [2, 31];
 
 export class GitError extends Error {
   constructor(readonly command: string, readonly code: number, readonly stderr: string) {
@@ -43,6 +46,24 @@ export class Git {
 
   async version(): Promise<string> {
     return (await this.run(['--version'])).stdout.trim();
+  }
+
+  /**
+   * The git version, or a RunError that says what to install: credentials reach git through GIT_CONFIG_COUNT,
+   * which needs git 2.31 or later.
+   */
+  async requireVersion(): Promise<string> {
+    let version: string;
+    try {
+      version = await this.version();
+    } catch (err) {
+      throw new RunError(`git is not available on this agent (${errorMessage(err)}). Install git 2.31 or later.`);
+    }
+    const m = /(\d+)\.(\d+)/.exec(version);
+    if (m && (Number(m[1]) < MIN_GIT[0] || (Number(m[1]) === MIN_GIT[0] && Number(m[2]) < MIN_GIT[1]))) {
+      throw new RunError(`${version} is too old: credentials are passed to git through GIT_CONFIG_COUNT, which needs git ${MIN_GIT.join('.')} or later.`);
+    }
+    return version;
   }
 
   async lfsVersion(): Promise<string | undefined> {

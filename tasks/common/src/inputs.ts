@@ -1,8 +1,9 @@
 /** Readers for the inputs both tasks share. Every message names the input and says what to do. */
 import * as os from 'os';
-import { AuthType, DevOpsCredentials } from './credentials';
+import { AuthType, DevOpsCredentials, registerSasSecrets } from './credentials';
 import { InputError } from './errors';
 import { TaskHost } from './host';
+import { ContainerSas, parseContainerSas } from './sas';
 import { defaultRetryPolicy, RetryPolicy } from './retry';
 
 export interface Organization {
@@ -93,6 +94,21 @@ export function readInteger(host: TaskHost, name: string, fallback: number, min:
     return max;
   }
   return value;
+}
+
+/**
+ * A container SAS URL input: read without echo, registered as a secret (whole URL, query and signature),
+ * then checked (`parseContainerSas`). `whenEmpty` says what to give instead.
+ */
+export function readContainerSasInput(
+  host: TaskHost, name: string, needs: Parameters<typeof parseContainerSas>[2], whenEmpty: string, now: Date,
+): ContainerSas {
+  const raw = host.secretInput(name);
+  if (!raw) throw new InputError(name, `is empty. ${whenEmpty}`);
+  let parsed: URL | undefined;
+  try { parsed = new URL(raw); } catch { /* parseContainerSas says what is wrong */ }
+  if (parsed) registerSasSecrets(parsed, host);
+  return parseContainerSas(raw, name, needs, host, now);
 }
 
 export function readTempDir(host: TaskHost): string {

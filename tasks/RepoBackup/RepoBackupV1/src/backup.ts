@@ -41,7 +41,6 @@ export interface BackupOutcome {
   manifest?: string;
 }
 
-const MIN_GIT = [2, 31];
 
 export async function runBackup(settings: BackupSettings, deps: BackupDeps): Promise<BackupOutcome> {
   const { log } = deps;
@@ -188,16 +187,7 @@ async function storeUnderFreeName<T>(
 
 async function preflight(settings: BackupSettings, deps: BackupDeps): Promise<void> {
   if (settings.dryRun) return;
-  let version: string;
-  try {
-    version = await deps.git.version();
-  } catch (err) {
-    throw new RunError(`git is not available on this agent (${errorMessage(err)}). Install git 2.31 or later.`);
-  }
-  const m = /(\d+)\.(\d+)/.exec(version);
-  if (m && (Number(m[1]) < MIN_GIT[0] || (Number(m[1]) === MIN_GIT[0] && Number(m[2]) < MIN_GIT[1]))) {
-    throw new RunError(`${version} is too old: RepoBackup passes credentials through GIT_CONFIG_COUNT, which needs git 2.31 or later.`);
-  }
+  const version = await deps.git.requireVersion();
   if (settings.includeLfs && !(await deps.git.lfsVersion())) {
     throw new RunError('git-lfs is not installed on this agent. Install it (e.g. apt-get install git-lfs) or set includeLfs: false.');
   }

@@ -2,14 +2,14 @@
 import { promises as fsp, constants as fsc } from 'fs';
 import * as path from 'path';
 import { ArchiveFormat } from '../../../common/src/archive';
-import { DevOpsCredentials, registerSasSecrets } from '../../../common/src/credentials';
+import { DevOpsCredentials } from '../../../common/src/credentials';
 import { InputError } from '../../../common/src/errors';
 import { TaskHost } from '../../../common/src/host';
 import {
-  Organization, readBoolean, readCredentials, readInteger, readOrganization, readPickList, readRetryPolicy, readTempDir,
+  Organization, readBoolean, readContainerSasInput, readCredentials, readInteger, readOrganization, readPickList, readRetryPolicy, readTempDir,
 } from '../../../common/src/inputs';
 import { RetryPolicy } from '../../../common/src/retry';
-import { ContainerSas, parseContainerSas } from '../../../common/src/sas';
+import { ContainerSas } from '../../../common/src/sas';
 import { parseFilter, RepoFilter } from './filter';
 
 export type DestinationSettings =
@@ -72,14 +72,8 @@ export async function readBackupSettings(host: TaskHost, taskVersion: string, no
 async function readDestination(host: TaskHost, now: Date): Promise<DestinationSettings> {
   const kind = readPickList(host, 'destination', ['azureBlob', 'folder'] as const, 'azureBlob');
   if (kind === 'azureBlob') {
-    const raw = host.secretInput('sasUrl');
-    if (!raw) {
-      throw new InputError('sasUrl', 'is empty. Give a container SAS URL with create+write rights (store it as a secret variable, e.g. sasUrl: $(BackupSasUrl)), or set destination: folder.');
-    }
-    let parsed: URL | undefined;
-    try { parsed = new URL(raw); } catch { /* reported below */ }
-    if (parsed) registerSasSecrets(parsed, host);
-    const sas = parseContainerSas(raw, 'sasUrl', { anyOf: ['c', 'w'], purpose: 'uploading backups' }, host, now);
+    const sas = readContainerSasInput(host, 'sasUrl', { anyOf: ['c', 'w'], purpose: 'uploading backups' },
+      'Give a container SAS URL with create+write rights (store it as a secret variable, e.g. sasUrl: $(BackupSasUrl)), or set destination: folder.', now);
     const accessTier = readPickList(host, 'accessTier', ['', 'Hot', 'Cool', 'Cold', 'Archive'] as const, '');
     return { kind, sas, accessTier: accessTier || undefined };
   }

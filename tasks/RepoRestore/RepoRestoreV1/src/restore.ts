@@ -40,7 +40,6 @@ export interface RestoreDeps {
 export const DEFAULT_PUSH_CHUNK = { maxRefs: 500, maxChars: 24_000 };
 /** Pull request refs: Azure DevOps owns them and refuses pushes to them. */
 export const PULL_REFS = /^refs\/pull\//;
-const MIN_GIT = [2, 31];
 
 export function newReport(): RestoreReport {
   return {
@@ -223,17 +222,7 @@ export async function runRestore(settings: RestoreSettings, deps: RestoreDeps, r
 }
 
 async function preflight(deps: RestoreDeps): Promise<void> {
-  let version: string;
-  try {
-    version = await deps.git.version();
-  } catch (err) {
-    throw new RunError(`git is not available on this agent (${errorMessage(err)}). Install git 2.31 or later.`);
-  }
-  const m = /(\d+)\.(\d+)/.exec(version);
-  if (m && (Number(m[1]) < MIN_GIT[0] || (Number(m[1]) === MIN_GIT[0] && Number(m[2]) < MIN_GIT[1]))) {
-    throw new RunError(`${version} is too old: RepoRestore passes credentials through GIT_CONFIG_COUNT, which needs git 2.31 or later.`);
-  }
-  deps.log.debug(version);
+  deps.log.debug(await deps.git.requireVersion());
 }
 
 async function checkExistingTarget(target: RepoInfo, settings: RestoreSettings, deps: RestoreDeps, report: RestoreReport, cwd: string): Promise<void> {

@@ -2,12 +2,12 @@
 import { promises as fsp, constants as fsc } from 'fs';
 import * as path from 'path';
 import { ArchiveFormat } from '../../../common/src/archive';
-import { DevOpsCredentials, registerSasSecrets } from '../../../common/src/credentials';
+import { DevOpsCredentials } from '../../../common/src/credentials';
 import { InputError } from '../../../common/src/errors';
 import { formatOfName } from '../../../common/src/extract';
 import { TaskHost } from '../../../common/src/host';
-import { Organization, readBoolean, readCredentials, readOrganization, readPickList, readTempDir } from '../../../common/src/inputs';
-import { ContainerSas, parseContainerSas } from '../../../common/src/sas';
+import { Organization, readBoolean, readContainerSasInput, readCredentials, readOrganization, readPickList, readTempDir } from '../../../common/src/inputs';
+import { ContainerSas } from '../../../common/src/sas';
 
 export type SourceSettings =
   | { kind: 'azureBlob'; sas: ContainerSas }
@@ -100,17 +100,11 @@ function readSelection(host: TaskHost): Selection {
 async function readSource(host: TaskHost, selection: Selection, now: Date): Promise<SourceSettings> {
   const kind = readPickList(host, 'source', ['azureBlob', 'folder'] as const, 'azureBlob');
   if (kind === 'azureBlob') {
-    const raw = host.secretInput('sasUrl');
-    if (!raw) {
-      throw new InputError('sasUrl', 'is empty. Give a container SAS URL with read rights (sp=r; sp=rl to pick the newest manifest), stored as a secret variable, e.g. sasUrl: $(RestoreSasUrl); or set source: folder.');
-    }
-    let parsed: URL | undefined;
-    try { parsed = new URL(raw); } catch { /* reported below */ }
-    if (parsed) registerSasSecrets(parsed, host);
     const needsList = selection.kind === 'manifest' && !selection.manifest;
-    const sas = parseContainerSas(raw, 'sasUrl', needsList
+    const sas = readContainerSasInput(host, 'sasUrl', needsList
       ? { allOf: ['r', 'l'], purpose: 'reading a backup and finding the newest manifest (manifest is empty)' }
-      : { allOf: ['r'], purpose: 'reading a backup' }, host, now);
+      : { allOf: ['r'], purpose: 'reading a backup' },
+    'Give a container SAS URL with read rights (sp=r; sp=rl to pick the newest manifest), stored as a secret variable, e.g. sasUrl: $(RestoreSasUrl); or set source: folder.', now);
     return { kind, sas };
   }
   const folder = host.input('folderPath');
