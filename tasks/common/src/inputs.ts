@@ -1,5 +1,7 @@
 /** Readers for the inputs both tasks share. Every message names the input and says what to do. */
+import { constants as fsc, promises as fsp } from 'fs';
 import * as os from 'os';
+import * as path from 'path';
 import { AuthType, DevOpsCredentials, registerSasSecrets } from './credentials';
 import { InputError } from './errors';
 import { TaskHost } from './host';
@@ -109,6 +111,35 @@ export function readContainerSasInput(
   try { parsed = new URL(raw); } catch { /* parseContainerSas says what is wrong */ }
   if (parsed) registerSasSecrets(parsed, host);
   return parseContainerSas(raw, name, needs, host, now);
+}
+
+/**
+ * A folder input that must exist and be readable (`read`) or writable (`write`, proven by writing a probe file:
+ * permission bits say little on file shares). `hints` say what to enter when it is empty or missing.
+ */
+export async function readFolderInput(
+  host: TaskHost, name: string, access: 'read' | 'write', hints: { empty: string; missing: string },
+): Promise<string> {
+  const folder = host.input(name);
+  if (!folder) throw new InputError(name, `is empty. ${hints.empty}`);
+  const resolved = path.resolve(folder);
+  try {
+    const stat = await fsp.stat(resolved);
+    if (!stat.isDirectory()) throw new InputError(name, `'${folder}' is not a folder.`);
+    await fsp.access(resolved, access === 'write' ? fsc.W_OK : fsc.R_OK);
+    if (access === 'write') {
+      const probe = path.join(resolved, `.repobackup-write-test-${process.pid}`);
+      await fsp.writeFile(probe, '');
+      await fsp.rm(probe, { force: true });
+    }
+  } catch (err) {
+    if (err instanceof InputError) throw err;
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new InputError(name, code === 'ENOENT'
+      ? `'${folder}' does not exist. ${hints.missing}`
+      : `'${folder}' is not ${access === 'write' ? 'writable' : 'readable'} by the agent (${code ?? 'error'}). Grant the agent's account ${access} access.`);
+  }
+  return resolved;
 }
 
 export function readTempDir(host: TaskHost): string {

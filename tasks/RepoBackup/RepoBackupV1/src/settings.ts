@@ -1,12 +1,10 @@
 /** RepoBackup@1's inputs → one typed, validated settings object. Every validation message lives here. */
-import { promises as fsp, constants as fsc } from 'fs';
-import * as path from 'path';
 import { ArchiveFormat } from '../../../common/src/archive';
 import { DevOpsCredentials } from '../../../common/src/credentials';
 import { InputError } from '../../../common/src/errors';
 import { TaskHost } from '../../../common/src/host';
 import {
-  Organization, readBoolean, readContainerSasInput, readCredentials, readInteger, readOrganization, readPickList, readRetryPolicy, readTempDir,
+  Organization, readBoolean, readContainerSasInput, readCredentials, readFolderInput, readInteger, readOrganization, readPickList, readRetryPolicy, readTempDir,
 } from '../../../common/src/inputs';
 import { RetryPolicy } from '../../../common/src/retry';
 import { ContainerSas } from '../../../common/src/sas';
@@ -77,24 +75,11 @@ async function readDestination(host: TaskHost, now: Date): Promise<DestinationSe
     const accessTier = readPickList(host, 'accessTier', ['', 'Hot', 'Cool', 'Cold', 'Archive'] as const, '');
     return { kind, sas, accessTier: accessTier || undefined };
   }
-  const folder = host.input('folderPath');
-  if (!folder) throw new InputError('folderPath', 'is empty while destination is folder. Enter an existing folder or file share path the agent can write to.');
-  const resolved = path.resolve(folder);
-  try {
-    const stat = await fsp.stat(resolved);
-    if (!stat.isDirectory()) throw new InputError('folderPath', `'${folder}' is not a folder.`);
-    await fsp.access(resolved, fsc.W_OK);
-    const probe = path.join(resolved, `.repobackup-write-test-${process.pid}`);
-    await fsp.writeFile(probe, '');
-    await fsp.rm(probe, { force: true });
-  } catch (err) {
-    if (err instanceof InputError) throw err;
-    const code = (err as NodeJS.ErrnoException).code;
-    throw new InputError('folderPath', code === 'ENOENT'
-      ? `'${folder}' does not exist. Create it first (the task does not create the root of a share).`
-      : `'${folder}' is not writable by the agent (${code ?? 'error'}). Grant the agent's account write access.`);
-  }
-  return { kind, path: resolved };
+  const folder = await readFolderInput(host, 'folderPath', 'write', {
+    empty: 'destination is folder: enter an existing folder or file share path the agent can write to.',
+    missing: 'Create it first (the task does not create the root of a share).',
+  });
+  return { kind, path: folder };
 }
 
 function readShard(host: TaskHost): { position: number; total: number } {

@@ -1,12 +1,10 @@
 /** RepoRestore@1's inputs → one typed, validated settings object. Every validation message lives here. */
-import { promises as fsp, constants as fsc } from 'fs';
-import * as path from 'path';
 import { ArchiveFormat } from '../../../common/src/archive';
 import { DevOpsCredentials } from '../../../common/src/credentials';
 import { InputError } from '../../../common/src/errors';
 import { formatOfName } from '../../../common/src/extract';
 import { TaskHost } from '../../../common/src/host';
-import { Organization, readBoolean, readContainerSasInput, readCredentials, readOrganization, readPickList, readTempDir } from '../../../common/src/inputs';
+import { Organization, readBoolean, readContainerSasInput, readCredentials, readFolderInput, readOrganization, readPickList, readTempDir } from '../../../common/src/inputs';
 import { ContainerSas } from '../../../common/src/sas';
 
 export type SourceSettings =
@@ -107,21 +105,11 @@ async function readSource(host: TaskHost, selection: Selection, now: Date): Prom
     'Give a container SAS URL with read rights (sp=r; sp=rl to pick the newest manifest), stored as a secret variable, e.g. sasUrl: $(RestoreSasUrl); or set source: folder.', now);
     return { kind, sas };
   }
-  const folder = host.input('folderPath');
-  if (!folder) throw new InputError('folderPath', 'is empty while source is folder. Enter the folder (or file share) the backup task wrote to.');
-  const resolved = path.resolve(folder);
-  try {
-    const stat = await fsp.stat(resolved);
-    if (!stat.isDirectory()) throw new InputError('folderPath', `'${folder}' is not a folder.`);
-    await fsp.access(resolved, fsc.R_OK);
-  } catch (err) {
-    if (err instanceof InputError) throw err;
-    const code = (err as NodeJS.ErrnoException).code;
-    throw new InputError('folderPath', code === 'ENOENT'
-      ? `'${folder}' does not exist. Enter the folder the backup task wrote to.`
-      : `'${folder}' is not readable by the agent (${code ?? 'error'}). Grant the agent's account read access.`);
-  }
-  return { kind, path: resolved };
+  const folder = await readFolderInput(host, 'folderPath', 'read', {
+    empty: 'source is folder: enter the folder (or file share) the backup task wrote to.',
+    missing: 'Enter the folder the backup task wrote to.',
+  });
+  return { kind, path: folder };
 }
 
 const RESERVED = /^(con|prn|aux|nul|com\d|lpt\d)$/i;
