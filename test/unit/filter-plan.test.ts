@@ -161,6 +161,16 @@ describe('plan', () => {
     });
   });
 
+  it('keeps names unique across the jobs of a sharded run', () => {
+    // Two repositories whose names collide once made safe, placed by the hash in different jobs.
+    const ids = Array.from({ length: 20 }, (_, i) => `id-${i}`);
+    const a = ids.find((id) => shardOf({ id }, 2) === 1)!;
+    const b = ids.find((id) => shardOf({ id }, 2) === 2)!;
+    const repos = [repo('A', 'x:y', { id: a, size: 10 }), repo('A', 'x*y', { id: b, size: 10 })];
+    const archives = [1, 2].flatMap((position) => makePlan({ ...base, repos, shard: { position, total: 2 } }).selected.map((p) => p.archive));
+    assert.deepStrictEqual(archives.sort(), [`contoso/2026-12-02/1234.2/A/x_y_${a}.zip`, `contoso/2026-12-02/1234.2/A/x_y_${b}.zip`].sort());
+  });
+
   it('makes names safe for Blob and file shares, and unique', () => {
     assert.strictEqual(safeSegment('a:b*c?.'), 'a_b_c_');
     assert.strictEqual(safeSegment('naïve repo'), 'naïve repo');

@@ -61,7 +61,8 @@ export function makePlan(input: PlanInput): Plan {
     .filter((r) => input.filter.matches(r.project.name, r.name));
   const assignment = shard.total > 1 ? assignShards(matched, shard.total) : undefined;
   const mine = assignment ? matched.filter((r) => assignment.shards.get(r.id) === shard.position) : matched;
-  const names = archiveNames(mine, input.format);
+  // Names over every matched repository, not only this shard's: two jobs never pick the same name for different repositories.
+  const names = archiveNames(matched, input.format);
   const selected: PlannedRepo[] = [];
   const skipped: SkippedRepo[] = [];
   for (const repo of mine) {
