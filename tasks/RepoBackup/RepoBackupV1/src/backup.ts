@@ -3,11 +3,11 @@
  * clean up; then the manifest. One repository's failure is recorded and never stops the others.
  */
 import { createHash } from 'crypto';
-import { createReadStream, promises as fsp, rmSync } from 'fs';
+import { promises as fsp, rmSync } from 'fs';
 import * as path from 'path';
 import { Readable } from 'stream';
 import { pipeline } from 'stream/promises';
-import { createArchiveStream, HashingStream, listFiles } from '../../../common/src/archive';
+import { createArchiveStream, HashingStream } from '../../../common/src/archive';
 import { redact } from '../../../common/src/credentials';
 import { AlreadyExistsError, Destination } from '../../../common/src/destinations';
 import { DevOpsClient, RepoInfo, UnusableRepoEntry } from '../../../common/src/devops';
@@ -18,6 +18,7 @@ import { defaultRetryPolicy, RetryDecision, RetryPolicy, withRetry } from '../..
 import { makePlan, Plan, PlannedRepo } from './plan';
 import { buildManifest, formatBytes, RepoResult, RunReport } from './report';
 import { BackupSettings } from './settings';
+import { freeBytes, inventoryMirror } from '../../../common/src/mirror';
 
 export interface BackupDeps {
   log: Logger;
@@ -343,28 +344,8 @@ class RepoWorker {
 
 /** Mirror size, LFS object count and bytes; with `verify`, every LFS object's content must hash to its name. */
 async function inventory(dir: string, verify: boolean) {
-  let bytes = 0;
-  let lfsObjects = 0;
-  let lfsBytes = 0;
-  const bad: string[] = [];
-  for (const rel of await listFiles(dir)) {
-    const { size } = await fsp.stat(path.join(dir, rel));
-    bytes += size;
-    const m = /^lfs\/objects\/[0-9a-f]{2}\/[0-9a-f]{2}\/([0-9a-f]{64})$/.exec(rel);
-    if (!m) continue;
-    lfsObjects++;
-    lfsBytes += size;
-    if (verify) {
-      const hash = createHash('sha256');
-      for await (const chunk of createReadStream(path.join(dir, rel), { highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
-      if (hash.digest('hex') !== m[1]) bad.push(m[1]);
-    }
-  }
+  const found = await inventoryMirror(dir, verify);
+  const bad = found.badLfsObjects;
   if (bad.length) throw new RunError(`${bad.length} LFS object(s) do not match their SHA-256 after download: ${bad.slice(0, 3).join(', ')}`);
-  return { bytes, lfsObjects, lfsBytes };
-}
-
-async function freeBytes(dir: string): Promise<number> {
-  const s = await fsp.statfs(dir);
-  return s.bavail * s.bsize;
+  return found;
 }

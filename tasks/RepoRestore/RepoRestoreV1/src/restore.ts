@@ -3,11 +3,10 @@
  * push LFS objects → push refs (in chunks) → verify. Nothing touches the target before the archive is verified,
  * extracted and checked; the only secrets are in the environment `gitEnv` gives each git command.
  */
-import { createHash } from 'crypto';
-import { createReadStream, createWriteStream, promises as fsp } from 'fs';
+import { createWriteStream, promises as fsp } from 'fs';
 import * as path from 'path';
 import { pipeline } from 'stream/promises';
-import { HashingStream, listFiles } from '../../../common/src/archive';
+import { HashingStream } from '../../../common/src/archive';
 import { withGitConfig } from '../../../common/src/credentials';
 import { DevOpsClient, ProjectInfo, RepoInfo } from '../../../common/src/devops';
 import { errorMessage, RunError } from '../../../common/src/errors';
@@ -20,6 +19,7 @@ import { locate, Located } from './locate';
 import { formatBytes } from '../../../common/src/format';
 import { RefKind, refKind, RestoreReport } from './report';
 import { RestoreSettings } from './settings';
+import { freeBytes, inventoryMirror } from '../../../common/src/mirror';
 
 export interface RestoreDeps {
   log: Logger;
@@ -370,21 +370,7 @@ async function writeConfig(dir: string, objectFormat: string, remoteUrl?: string
 
 /** LFS objects in the extracted store; each must hash to its name. */
 async function lfsInventory(dir: string): Promise<{ objects: number; bytes: number }> {
-  let objects = 0;
-  let bytes = 0;
-  const bad: string[] = [];
-  const root = path.join(dir, 'lfs');
-  if (!(await fsp.stat(root).then((s) => s.isDirectory(), () => false))) return { objects, bytes };
-  for (const rel of await listFiles(root)) {
-    const m = /^objects\/[0-9a-f]{2}\/[0-9a-f]{2}\/([0-9a-f]{64})$/.exec(rel);
-    if (!m) continue;
-    const file = path.join(root, rel);
-    objects++;
-    bytes += (await fsp.stat(file)).size;
-    const hash = createHash('sha256');
-    for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
-    if (hash.digest('hex') !== m[1]) bad.push(m[1]);
-  }
+  const { lfsObjects: objects, lfsBytes: bytes, badLfsObjects: bad } = await inventoryMirror(dir, true);
   if (bad.length) throw new RunError(`${bad.length} LFS object(s) in the archive do not match their SHA-256 (${bad.slice(0, 3).join(', ')}): the archive is damaged. Nothing was restored.`);
   return { objects, bytes };
 }
@@ -442,8 +428,4 @@ function lastLine(text: string): string {
   return text.trim().split('\n').map((l) => l.trim()).filter(Boolean).pop() ?? '';
 }
 
-async function freeBytes(dir: string): Promise<number> {
-  const s = await fsp.statfs(dir);
-  return s.bavail * s.bsize;
-}
 
