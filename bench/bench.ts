@@ -257,7 +257,7 @@ async function shardedRun(env: Env): Promise<ShardResult> {
   const listedSize = new Map(env.corpus.map((r) => [r.repo.id, Number(env.standin.repoJson(r.repo).size)]));
   for (let position = 1; position <= total; position++) {
     const { wallMs, mon, run } = await runBackupTask(env, `${name}-${position}`, {}, {
-      'Build.BuildId': name, 'System.TotalJobsInPhase': String(total), 'System.JobPositionInPhase': String(position),
+      'Build.BuildId': name, 'System.TotalJobsInPhase': String(total), 'System.JobPositionInPhase': String(position), 'System.ParallelExecutionType': 'MultiMachine',
     });
     void run;
     jobs.push({ position, wallMs, repos: 0, listedBytes: 0, archiveBytes: 0, taskRss: mon.rootPeakRss });

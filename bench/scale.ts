@@ -106,7 +106,7 @@ export async function runScale(entry: string, sasUrl: string): Promise<ScaleResu
     // The shard plan every job computes from the same listing.
     const repos: RepoInfo[] = big.listRepos().map((r) => ({
       id: r.id, name: r.name, project: { id: r.project.id, name: r.project.name }, remoteUrl: r.cloneUrl,
-      size: r.listedSize ?? 0, isDisabled: false, isWiki: r.isWiki,
+      size: r.listedSize ?? 0, isDisabled: false, isInMaintenance: false, isWiki: r.isWiki,
     }));
     const filter = parseFilter(undefined);
     const shardCounts: number[] = [];

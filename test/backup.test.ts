@@ -160,7 +160,7 @@ describe('RepoBackup@1 end to end', function () {
     const seen = new Map<string, number>();
     for (let position = 1; position <= 3; position++) {
       const run = await backup({ destination: 'folder', folderPath: folder, includeLfs: 'false', verify: 'false' },
-        { variables: { 'System.JobPositionInPhase': String(position), 'System.TotalJobsInPhase': '3' } });
+        { variables: { 'System.JobPositionInPhase': String(position), 'System.TotalJobsInPhase': '3', 'System.ParallelExecutionType': 'MultiMachine' } });
       assert.strictEqual(run.result?.result, 'Succeeded', run.stdout);
     }
     const all = manifests(readFolder(folder));

@@ -47,6 +47,8 @@ export interface StandInRepo {
    * branch, git and LFS requests answer 404.
    */
   virtual?: boolean;
+  /** Azure DevOps is maintaining it: REST says `isInMaintenance: true`, git requests are refused. */
+  isInMaintenance?: boolean;
   /** The default branch a virtual repository reports. */
   virtualDefaultBranch?: string;
   /** Overrides the `size` the REST API reports (otherwise the size of `objects/` on disk). */
@@ -113,6 +115,7 @@ const AREAS = {
   core: { id: '79134c72-4a58-4b42-976c-04e7115f32bf', name: 'core' },
   git: { id: '4e080c62-fa21-4fbc-8fef-2a10a2b38049', name: 'git' },
   wiki: { id: 'bf7d82a0-8aa5-4613-94ef-6172a5ea01f3', name: 'wiki' },
+  build: { id: '965220d5-5bb9-42cf-8d67-9b146df2a5a4', name: 'build' },
 };
 
 interface ApiLocation {
@@ -137,7 +140,22 @@ const LOCATIONS: ApiLocation[] = [
   loc('225f7195-f9c7-4d14-ab28-a83f7ff77e1f', 'git', 'repositories', '{project}/_apis/{area}/{resource}/{repositoryId}', 2),
   loc('2d874a60-a811-4f62-9c9f-963a6ea0a55b', 'git', 'refs', '{project}/_apis/{area}/repositories/{repositoryId}/{resource}', 2),
   loc('288d122c-dbd4-451d-aa5f-7dbbba070728', 'wiki', 'wikis', '{project}/_apis/{area}/{resource}/{wikiIdentifier}', 2),
+  loc('c4aefd19-30ff-405b-80ad-aca021e7242a', 'build', 'generalsettings', '{project}/_apis/{area}/{resource}', 1),
 ];
+
+/** A project's pipeline settings (`GET {project}/_apis/build/generalsettings`), the fields that limit the job token. */
+export interface PipelineGeneralSettings {
+  enforceJobAuthScope: boolean;
+  enforceJobAuthScopeForReleases: boolean;
+  enforceReferencedRepoScopedToken: boolean;
+  [other: string]: boolean;
+}
+
+/** What a new project reports when nobody changed its settings (an organization created before the 2020 defaults). */
+const DEFAULT_GENERAL_SETTINGS: PipelineGeneralSettings = {
+  enforceJobAuthScope: false, enforceJobAuthScopeForReleases: false, enforceReferencedRepoScopedToken: false,
+  enforceSettableVar: false, publishPipelineMetadata: false, statusBadgesArePrivate: true,
+};
 
 const LFS_JSON = 'application/vnd.git-lfs+json';
 const FIXED_TIME = '2024-01-01T00:00:00.000Z';
@@ -186,6 +204,14 @@ export class DevOpsStandIn {
   readonly tokens: { bearer: string[]; pat: string[] };
   readonly requests: RequestLogEntry[] = [];
   faults: Faults = {};
+  /**
+   * Job tokens limited to one project ("Limit job authorization scope to current project"): token → project name.
+   * Such a token lists only that project and its repositories, and every other project is out of its sight (REST 404
+   * as for a project that does not exist, git TF401019), as the project's build service identity experiences it.
+   */
+  readonly projectScopedTokens = new Map<string, string>();
+  /** Pipeline settings by project id; projects not here report DEFAULT_GENERAL_SETTINGS. */
+  readonly generalSettings = new Map<string, PipelineGeneralSettings>();
 
   private readonly projects: Project[] = [];
   private readonly repos: StandInRepo[] = [];
@@ -317,6 +343,18 @@ export class DevOpsStandIn {
     else repo.listedSize = bytes;
   }
 
+  /** Sets a project's pipeline settings (merged over the defaults). */
+  setGeneralSettings(project: Project, settings: Partial<PipelineGeneralSettings>): void {
+    this.generalSettings.set(project.id, { ...DEFAULT_GENERAL_SETTINGS, ...this.generalSettings.get(project.id), ...settings } as PipelineGeneralSettings);
+  }
+
+  /** Puts a repository in (or out of) maintenance. */
+  setRepoInMaintenance(id: string, inMaintenance: boolean): void {
+    const repo = this.repos.find((r) => r.id === id);
+    if (!repo) throw new Error(`no repository ${id}`);
+    repo.isInMaintenance = inMaintenance;
+  }
+
   setRepoDisabled(id: string, disabled: boolean): void {
     const repo = this.repos.find((r) => r.id === id);
     if (!repo) throw new Error(`no repository ${id}`);
@@ -359,7 +397,7 @@ export class DevOpsStandIn {
       sshUrl: `git@ssh.dev.azure.com:v3/${encodeURIComponent(this.org)}/${encProject}/${encName}`,
       webUrl: `${this.orgUrl}${encProject}/_git/${encName}`,
       isDisabled: repo.isDisabled,
-      isInMaintenance: false,
+      isInMaintenance: repo.isInMaintenance ?? false,
       isFork: false,
     });
     return json;
@@ -411,12 +449,16 @@ export class DevOpsStandIn {
     try {
       if (!segs.length || !sameName(segs[0], this.org)) throw new HttpError(404, `Organization not found: ${segs[0] ?? ''}`, 'NotFound');
       if (!this.authorized(req.headers.authorization)) return this.unauthorized(res, route);
-      if (route === 'rest') return await this.rest(req, res, segs.slice(1), query);
-      const project = this.project(segs[1]);
+      const scope = this.scopeOf(req.headers.authorization);
+      if (route === 'rest') return await this.rest(req, res, segs.slice(1), query, scope);
+      const project = this.project(segs[1], scope);
       const repoSeg = segs[3] ?? '';
       const repoName = repoSeg.endsWith('.git') ? repoSeg.slice(0, -4) : repoSeg;
       const repo = this.repos.find((r) => r.project.id === project.id && (sameName(r.name, repoName) || r.id === repoName));
       if (!repo || repo.isDisabled || repo.virtual) throw repoNotFound(repoName);
+      if (repo.isInMaintenance) {
+        throw new HttpError(503, `TF401043: The repository ${repo.name} is under maintenance and cannot be accessed now. Try again later.`, 'GitRepositoryInMaintenanceException');
+      }
       if (route === 'lfs') return await this.lfs(req, res, repo, segs.slice(6));
       const rest = rawPath.split('/').filter((s) => s !== '').slice(4).join('/');
       return await this.git(req, res, repo, rest, qIndex < 0 ? '' : rawUrl.slice(qIndex + 1));
@@ -438,6 +480,12 @@ export class DevOpsStandIn {
     const pass = colon < 0 ? '' : decoded.slice(colon + 1);
     const known = [...this.tokens.bearer, ...this.tokens.pat];
     return known.includes(pass) || known.includes(user);
+  }
+
+  /** The one project a project-scoped job token may see, or undefined for an organization-wide credential. */
+  private scopeOf(header: string | undefined): string | undefined {
+    const m = /^\s*bearer\s+(\S+)\s*$/i.exec(header ?? '');
+    return m ? this.projectScopedTokens.get(m[1]) : undefined;
   }
 
   private unauthorized(res: http.ServerResponse, route: RequestLogEntry['route']): void {
@@ -463,19 +511,21 @@ export class DevOpsStandIn {
     else res.writeHead(e.status, { 'Content-Type': 'text/plain; charset=utf-8' }).end(e.message + '\n');
   }
 
-  private project(idOrName: string | undefined): Project {
+  /** A project by id or name; with `scope`, any other project is out of sight (as if it did not exist). */
+  private project(idOrName: string | undefined, scope?: string): Project {
     const p = this.projects.find((x) => x.id === idOrName || sameName(x.name, idOrName ?? ''));
-    if (!p) throw projectNotFound(idOrName ?? '');
+    if (!p || (scope !== undefined && !sameName(p.name, scope))) throw projectNotFound(idOrName ?? '');
     return p;
   }
 
   // ---------------------------------------------------------------- REST
 
   /** `segs` starts after the org: `[_apis, …]` or `[project, _apis, …]`. */
-  private async rest(req: http.IncomingMessage, res: http.ServerResponse, segs: string[], query: URLSearchParams): Promise<void> {
+  private async rest(req: http.IncomingMessage, res: http.ServerResponse, segs: string[], query: URLSearchParams, scope?: string): Promise<void> {
     if (this.restFault(req, res)) return;
     const method = req.method ?? 'GET';
-    const project = segs[0] !== '_apis' ? this.project(segs[0]) : undefined;
+    const project = segs[0] !== '_apis' ? this.project(segs[0], scope) : undefined;
+    const visible = (p: Project) => scope === undefined || sameName(p.name, scope);
     const api = segs.slice(project ? 2 : 1).map((s) => s.toLowerCase());
     const raw = segs.slice(project ? 2 : 1);
     if ((project ? segs[1] : segs[0]) !== '_apis') throw new HttpError(404, 'Not found', 'NotFound');
@@ -501,8 +551,8 @@ export class DevOpsStandIn {
       });
     }
     if (method === 'GET' && !project && api[0] === 'projects') {
-      if (raw[1]) return sendJson(res, 200, { ...this.projectRef(this.project(raw[1])), capabilities: {} });
-      const all = [...this.projects].sort((a, b) => a.name.localeCompare(b.name));
+      if (raw[1]) return sendJson(res, 200, { ...this.projectRef(this.project(raw[1], scope)), capabilities: {} });
+      const all = this.projects.filter(visible).sort((a, b) => a.name.localeCompare(b.name));
       const top = Math.max(1, Number(query.get('$top') ?? 100) || 100);
       const skip = Number(query.get('continuationToken') ?? query.get('$skip') ?? 0) || 0;
       const page = all.slice(skip, skip + top);
@@ -510,7 +560,7 @@ export class DevOpsStandIn {
       return sendJson(res, 200, { count: page.length, value: page.map((p) => this.projectRef(p)) });
     }
     if (api[0] === 'git' && api[1] === 'repositories') {
-      const inScope = this.repos.filter((r) => !project || r.project.id === project.id);
+      const inScope = this.repos.filter((r) => (!project || r.project.id === project.id) && visible(r.project));
       if (!raw[2]) {
         if (method === 'GET') {
           const includeHidden = query.get('includeHidden')?.toLowerCase() === 'true';
@@ -530,8 +580,11 @@ export class DevOpsStandIn {
         return sendJson(res, 200, { count: refs.length, value: refs });
       }
     }
+    if (method === 'GET' && project && api[0] === 'build' && api[1] === 'generalsettings' && api.length === 2) {
+      return sendJson(res, 200, this.generalSettings.get(project.id) ?? DEFAULT_GENERAL_SETTINGS);
+    }
     if (method === 'GET' && api[0] === 'wiki' && api[1] === 'wikis' && !api[2]) {
-      const value = this.repos.filter((r) => r.isWiki && (!project || r.project.id === project.id)).map((r) => this.wikiJson(r));
+      const value = this.repos.filter((r) => r.isWiki && (!project || r.project.id === project.id) && visible(r.project)).map((r) => this.wikiJson(r));
       return sendJson(res, 200, { count: value.length, value });
     }
     throw new HttpError(404, `The resource cannot be found: ${method} ${req.url}`, 'NotFound');

@@ -23,7 +23,29 @@ export interface RunTaskOptions {
   /** Kills the task (SIGKILL) after this long; default 10 minutes. */
   timeoutMs?: number;
   onSpawn?(child: ChildProcess): void;
+  /**
+   * By default a run whose stdout or stderr says `Unhandled` (task-lib's words for an unhandled rejection or
+   * exception that ended the task) rejects: no test may pass over a crash. Set only by a test that provokes one.
+   */
+  allowUnhandled?: boolean;
 }
+
+/** The agent's order of task results: the worst one a task reports is the one the step ends with. */
+const RESULT_RANK: Record<string, number> = { Succeeded: 0, Skipped: 0, SucceededWithIssues: 1, Canceled: 2, Failed: 3 };
+
+/** The worst `task.complete` of a run (the agent keeps the worst), or undefined when there was none. */
+export function worstResult(commands: TaskCommand[]): { result: string; message: string } | undefined {
+  let worst: TaskCommand | undefined;
+  for (const c of commands) {
+    if (c.command !== 'task.complete') continue;
+    const rank = RESULT_RANK[c.props.result ?? ''] ?? 3;
+    if (!worst || rank > (RESULT_RANK[worst.props.result ?? ''] ?? 3)) worst = c;
+  }
+  return worst ? { result: worst.props.result ?? '', message: worst.message } : undefined;
+}
+
+/** task-lib's and Node's words for a crash: an unhandled rejection or exception. */
+export const CRASH = /\bUnhandled\b|uncaughtException|UnhandledPromiseRejection/i;
 
 export interface TaskCommand {
   /** e.g. `task.complete`, `task.setvariable`, `task.issue`. */
@@ -40,7 +62,10 @@ export interface TaskRun {
   stderr: string;
   /** stdout lines. */
   lines: string[];
-  /** From the last `##vso[task.complete result=…]message`. */
+  /**
+   * The task's result as the agent keeps it: the WORST of every `##vso[task.complete result=…]message` it printed
+   * (Failed > SucceededWithIssues > Succeeded), with that command's message; not the last one.
+   */
   result?: { result: string; message: string };
   commands: TaskCommand[];
   durationMs: number;
@@ -123,12 +148,16 @@ export function runTask(entry: string, opts: RunTaskOptions): Promise<TaskRun> {
       const lines = stdout.split(/\r?\n/);
       if (lines[lines.length - 1] === '') lines.pop();
       const commands = lines.map(parseCommand).filter((c): c is TaskCommand => c !== undefined);
-      const complete = commands.filter((c) => c.command === 'task.complete').pop();
-      resolve({
-        code, signal, timedOut, stdout, stderr: Buffer.concat(err).toString('utf8'), lines, commands,
-        result: complete ? { result: complete.props.result ?? '', message: complete.message } : undefined,
-        durationMs: Date.now() - started,
-      });
+      const stderr = Buffer.concat(err).toString('utf8');
+      const run: TaskRun = {
+        code, signal, timedOut, stdout, stderr, lines, commands, result: worstResult(commands), durationMs: Date.now() - started,
+      };
+      if (!opts.allowUnhandled && (CRASH.test(stdout) || CRASH.test(stderr))) {
+        const line = [...stdout.split('\n'), ...stderr.split('\n')].find((l) => CRASH.test(l));
+        reject(new Error(`the task crashed (${line?.trim()}); result ${JSON.stringify(run.result)}\n--- stdout (end)\n${stdout.slice(-4000)}\n--- stderr (end)\n${stderr.slice(-2000)}`));
+        return;
+      }
+      resolve(run);
     });
   });
 }

@@ -8,7 +8,7 @@ function repo(project: string, name: string, extra: Partial<RepoInfo> = {}): Rep
   const id = extra.id ?? `${project}-${name}`.toLowerCase().replace(/[^a-z0-9]/g, '') + '0000';
   return {
     id, name, project: { id: `p-${project}`, name: project }, remoteUrl: `https://dev.azure.com/o/${encodeURIComponent(project)}/_git/${encodeURIComponent(name)}`,
-    size: 100, isDisabled: false, isWiki: name.toLowerCase() === `${project.toLowerCase()}.wiki`, ...extra,
+    size: 100, isDisabled: false, isInMaintenance: false, isWiki: name.toLowerCase() === `${project.toLowerCase()}.wiki`, ...extra,
   };
 }
 

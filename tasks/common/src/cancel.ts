@@ -1,9 +1,20 @@
+import { nodeVersionProblem } from './runtime';
+
 /**
+ * Runs a task's main function. First, the Node.js version is checked (see runtime.ts).
+ *
  * Cancellation as the agent does it: SIGINT, then SIGTERM a few seconds later. The first signal aborts the
  * run (git children are ended, temp folders removed by the `finally` blocks); a second one, or a run that does
  * not wind down within `graceMs`, exits at once.
  */
 export function runWithCancellation(main: (signal: AbortSignal) => Promise<unknown>, graceMs = 4000): void {
+  // Before anything else: on an agent that fell back to Node 16 every later step would fail on its own, obscurely.
+  const unsupported = nodeVersionProblem();
+  if (unsupported) {
+    console.log(`##vso[task.complete result=Failed;]${unsupported}`);
+    process.exitCode = 1;
+    return;
+  }
   const controller = new AbortController();
   let signals = 0;
   // A hard exit skips every pending `finally`: the host and the orchestrator end their git processes and remove

@@ -20,6 +20,8 @@ export interface RepoInfo {
   /** Bytes, as Azure DevOps reports them (0 for an empty repository). */
   size: number;
   isDisabled: boolean;
+  /** Azure DevOps is maintaining the repository (e.g. a repack or move): it cannot be cloned now. */
+  isInMaintenance: boolean;
   /** A project wiki (a hidden repository named `<project>.wiki`). */
   isWiki: boolean;
 }
@@ -27,6 +29,16 @@ export interface RepoInfo {
 export interface ProjectInfo {
   id: string;
   name: string;
+}
+
+/** The pipeline settings of a project that decide what the job token may read (`GET {project}/_apis/build/generalsettings`). */
+export interface JobScopeSettings {
+  /** "Limit job authorization scope to current project for non-release pipelines". */
+  enforceJobAuthScope?: boolean;
+  /** The same for release pipelines. */
+  enforceJobAuthScopeForReleases?: boolean;
+  /** "Protect access to repositories in YAML pipelines". */
+  enforceReferencedRepoScopedToken?: boolean;
 }
 
 const NETWORK_CODES = new Set(['ECONNRESET', 'ETIMEDOUT', 'ESOCKETTIMEDOUT', 'ECONNREFUSED', 'EPIPE', 'EAI_AGAIN', 'ENOTFOUND', 'EHOSTUNREACH', 'ECONNABORTED']);
@@ -106,6 +118,22 @@ export class DevOpsClient {
 
   private coreApi() {
     return this.call('connecting to Azure DevOps (Core)', () => this.api.getCoreApi());
+  }
+
+  /**
+   * The project's pipeline settings that limit the job token (job authorization scope, protected repositories).
+   * Throws (explained) when they cannot be read: older servers, or a token without "View project-level settings".
+   */
+  async getJobScopeSettings(project: string): Promise<JobScopeSettings> {
+    const build = await this.call('connecting to Azure DevOps (Build)', () => this.api.getBuildApi());
+    const s = await this.call(`reading the pipeline settings of project ${project}`, () => build.getBuildGeneralSettings(project));
+    if (!s || typeof s !== 'object') throw new RunError(`reading the pipeline settings of project ${project}: the answer was ${describeValue(s)}.`);
+    const flag = (v: unknown) => (typeof v === 'boolean' ? v : undefined);
+    return {
+      enforceJobAuthScope: flag(s.enforceJobAuthScope),
+      enforceJobAuthScopeForReleases: flag(s.enforceJobAuthScopeForReleases),
+      enforceReferencedRepoScopedToken: flag(s.enforceReferencedRepoScopedToken),
+    };
   }
 
   /**
@@ -262,6 +290,7 @@ function toRepoInfo(r: GitRepository | null | undefined): RepoInfo | undefined {
     defaultBranch: isText(r.defaultBranch) ? r.defaultBranch : undefined,
     size: typeof r.size === 'number' && Number.isFinite(r.size) && r.size >= 0 ? r.size : 0,
     isDisabled: r.isDisabled === true,
+    isInMaintenance: r.isInMaintenance === true,
     isWiki: r.name.toLowerCase() === `${r.project.name.toLowerCase()}.wiki`,
   };
 }

@@ -2,15 +2,10 @@
 import * as tl from 'azure-pipelines-task-lib/task';
 import * as tlInternal from 'azure-pipelines-task-lib/internal';
 import type { ChildProcess } from 'child_process';
+import { StringDecoder } from 'string_decoder';
 import { ExecOptions, ExecResult, TaskHost, TaskOutcome } from './host';
 import { endTree, killTreeSync } from './proctree';
 
-const MAX_CAPTURE = 256 * 1024;
-
-function appendCapped(buffer: string, chunk: string): string {
-  const next = buffer + chunk;
-  return next.length > MAX_CAPTURE ? next.slice(next.length - MAX_CAPTURE) : next;
-}
 
 export class TaskLibHost implements TaskHost {
   private readonly toolPaths = new Map<string, string>();
@@ -101,13 +96,19 @@ export class TaskLibHost implements TaskHost {
       this.toolPaths.set(tool, toolPath);
     }
     const runner = tl.tool(toolPath).arg(args);
-    let stdout = '';
-    let stderr = '';
-    runner.on('stdout', (data: Buffer) => { stdout = appendCapped(stdout, data.toString()); });
+    // Output is parsed (ref lists of thousands of refs, LFS object lists): keep all of it, as bytes, and decode
+    // once at the end so that a character split across two chunks stays whole. The live stderr callback gets
+    // text through a decoder that carries a split character over to the next chunk.
+    const stdout: Buffer[] = [];
+    const stderr: Buffer[] = [];
+    const liveStderr = new StringDecoder('utf8');
+    runner.on('stdout', (data: Buffer) => { stdout.push(data); });
     runner.on('stderr', (data: Buffer) => {
-      const text = data.toString();
-      stderr = appendCapped(stderr, text);
-      options.onStderr?.(text);
+      stderr.push(data);
+      if (options.onStderr) {
+        const text = liveStderr.write(data);
+        if (text) options.onStderr(text);
+      }
     });
     if (options.signal?.aborted) throw options.signal.reason;
     const execution = runner.execAsync({
@@ -135,7 +136,7 @@ export class TaskLibHost implements TaskHost {
     try {
       const code = await Promise.race([execution, aborted]);
       if (options.signal?.aborted) throw options.signal.reason;
-      return { code, stdout, stderr };
+      return { code, stdout: Buffer.concat(stdout).toString('utf8'), stderr: Buffer.concat(stderr).toString('utf8') };
     } finally {
       if (onAbort) options.signal?.removeEventListener('abort', onAbort);
       if (pid) this.running.delete(pid);

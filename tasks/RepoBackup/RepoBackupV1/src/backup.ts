@@ -10,11 +10,12 @@ import { pipeline } from 'stream/promises';
 import { createArchiveStream, HashingStream } from '../../../common/src/archive';
 import { redact } from '../../../common/src/credentials';
 import { AlreadyExistsError, Destination } from '../../../common/src/destinations';
-import { DevOpsClient, RepoInfo, UnusableRepoEntry } from '../../../common/src/devops';
+import { DevOpsClient, UnusableRepoEntry } from '../../../common/src/devops';
 import { errorMessage, RunError } from '../../../common/src/errors';
 import { classifyGitError, Git, GitError } from '../../../common/src/git';
 import { Logger } from '../../../common/src/host';
 import { defaultRetryPolicy, RetryDecision, RetryPolicy, withRetry } from '../../../common/src/retry';
+import { assessCoverage, Coverage, CoverageInput } from './coverage';
 import { makePlan, Plan, PlannedRepo } from './plan';
 import { buildManifest, formatBytes, RepoResult, RunReport } from './report';
 import { BackupSettings } from './settings';
@@ -23,7 +24,7 @@ import { freeBytes, inventoryMirror } from '../../../common/src/mirror';
 export interface BackupDeps {
   log: Logger;
   progress(percent: number, text: string): void;
-  devops: Pick<DevOpsClient, 'listRepositories' | 'listProjects'>;
+  devops: Pick<DevOpsClient, 'listRepositories' | 'listProjects' | 'getJobScopeSettings'>;
   git: Git;
   /** Absent in a dry run. */
   destination?: Destination;
@@ -50,6 +51,7 @@ export async function runBackup(settings: BackupSettings, deps: BackupDeps): Pro
   const warn = (message: string) => { warnings.push(message); log.warn(message); };
 
   await preflight(settings, deps);
+  if (settings.shard.note) log.info(settings.shard.note);
 
   log.info(`Listing the repositories of ${settings.organization.url}`);
   const unusable: UnusableRepoEntry[] = [];
@@ -65,19 +67,23 @@ export async function runBackup(settings: BackupSettings, deps: BackupDeps): Pro
     shard: settings.shard, organization: settings.organization.name, runId: settings.run.id,
     attempt: settings.run.attempt, startedAt: settings.run.startedAt,
   });
-  await checkVisibility(settings, deps, repos, warn);
+  const coverage = await checkCoverage(settings, deps);
+  for (const gap of coverage.gaps) log.error(gap);
   log.info(`${plan.listed} repositories listed; ${plan.selected.length} to back up, ${plan.skipped.length} skipped` +
     (settings.shard.total > 1 ? `, ${plan.otherShards} left to the other ${settings.shard.total - 1} job(s) (this is job ${settings.shard.position} of ${settings.shard.total})` : '') +
     ` (filter: ${settings.filter.describe()})`);
   if (plan.selected.length + plan.skipped.length === 0 && plan.otherShards === 0) {
     warn(`The repositories filter (${settings.filter.describe()}) matches none of the ${plan.listed} repositories the token can see.`);
   }
-  for (const s of plan.skipped) log.info(`Skipping ${s.repo.project.name}/${s.repo.name}: ${s.reason}`);
+  for (const s of plan.skipped) {
+    const line = `Skipping ${s.repo.project.name}/${s.repo.name}: ${s.reason}`;
+    if (s.warn) warn(line); else log.info(line);
+  }
 
   const results: RepoResult[] = plan.skipped.map((s) => ({ repo: s.repo, status: 'skipped', error: s.reason, durationMs: 0 }));
   if (settings.dryRun) {
     for (const p of plan.selected) log.info(`Would back up ${p.repo.project.name}/${p.repo.name} (${formatBytes(p.repo.size)}) → ${p.archive}`);
-    return { plan, report: { results: [...results, ...plan.selected.map((p) => ({ repo: p.repo, status: 'skipped' as const, archive: p.archive, error: 'dry run', durationMs: 0 }))], startedAt, finishedAt: new Date(), warnings } };
+    return { plan, report: { results: [...results, ...plan.selected.map((p) => ({ repo: p.repo, status: 'skipped' as const, archive: p.archive, error: 'dry run', durationMs: 0 }))], startedAt, finishedAt: new Date(), warnings, gaps: coverage.gaps } };
   }
 
   const destination = deps.destination;
@@ -114,12 +120,12 @@ export async function runBackup(settings: BackupSettings, deps: BackupDeps): Pro
     await fsp.rm(runTemp, { recursive: true, force: true, maxRetries: 3 });
     process.removeListener('exit', removeOnExit);
   }
-  if (deps.signal?.aborted) return { plan, report: { results, startedAt, finishedAt: new Date(), warnings } };
+  if (deps.signal?.aborted) return { plan, report: { results, startedAt, finishedAt: new Date(), warnings, gaps: coverage.gaps } };
   if (names.renamed > 0) {
     log.warn(`${names.renamed} name(s) of this run already existed at ${destination.description} (a rerun of the same job attempt, or objects put there by other means). Nothing was overwritten: this run's copies are stored under names ending in ~2, ~3, …, as the manifest records.`);
   }
 
-  const report: RunReport = { results, startedAt, finishedAt: new Date(), warnings };
+  const report: RunReport = { results, startedAt, finishedAt: new Date(), warnings, gaps: coverage.gaps };
   const manifest = JSON.stringify(buildManifest(settings, plan, report, destination.description), null, 2);
   const manifestName = await storeUnderFreeName(plan.manifestName, names, log, 'the manifest', (name) =>
     withRetry('storing the manifest', () => destination.put(name, Readable.from([Buffer.from(manifest)]), {
@@ -195,21 +201,34 @@ async function preflight(settings: BackupSettings, deps: BackupDeps): Promise<vo
   deps.log.debug(`${version}`);
 }
 
-/** Tells the user when the filter names projects the token cannot see (job authorization scope, usually). */
-async function checkVisibility(settings: BackupSettings, deps: BackupDeps, repos: RepoInfo[], warn: (m: string) => void) {
-  const named = settings.filter.literalProjects;
-  if (named.length === 0) return;
-  const visible = new Set(repos.map((r) => r.project.name.toLowerCase()));
-  let missing = named.filter((p) => !visible.has(p.toLowerCase()));
-  if (missing.length === 0) return;
-  // A project with no repositories is still visible: ask the project list before warning.
-  const projects = new Set((await deps.devops.listProjects()).map((p) => p.name.toLowerCase()));
-  missing = missing.filter((p) => !projects.has(p.toLowerCase()));
-  if (missing.length === 0) return;
-  warn(`The repositories filter names project(s) ${missing.map((p) => `'${p}'`).join(', ')} that ${settings.credentials.description} cannot see. ` +
-    (settings.credentials.type === 'systemToken'
-      ? 'Turn off "Limit job authorization scope to current project" (Project settings → Pipelines → Settings, and at organization level) and give the project build service Read on those repositories, or use authType: pat.'
-      : 'Check that the PAT\'s user has Read on those projects and that the names are spelled right.'));
+/**
+ * Whether the credentials can see everything the filter asks for (see coverage.ts). Reads the own project's
+ * pipeline settings for the job token, and the project list when a project could be out of sight.
+ */
+async function checkCoverage(settings: BackupSettings, deps: BackupDeps): Promise<Coverage> {
+  const systemToken = settings.credentials.type === 'systemToken';
+  if (!systemToken && settings.filter.literalProjects.length === 0) return { gaps: [], notes: [] };
+  let scope: CoverageInput['scope'];
+  if (systemToken && settings.run.project) {
+    try {
+      scope = { settings: await deps.devops.getJobScopeSettings(settings.run.project) };
+    } catch (err) {
+      scope = { error: redact(errorMessage(err)) };
+      deps.log.debug(`Pipeline settings of '${settings.run.project}' not read: ${scope.error}`);
+    }
+  }
+  const visibleProjects = (await deps.devops.listProjects()).map((p) => p.name);
+  const coverage = assessCoverage({
+    credentialType: settings.credentials.type,
+    credentialDescription: settings.credentials.description,
+    ownProject: settings.run.project,
+    hostType: settings.run.hostType,
+    scope,
+    visibleProjects,
+    filter: settings.filter,
+  });
+  for (const note of coverage.notes) deps.log.info(note);
+  return coverage;
 }
 
 const NO_SPACE = /No space left on device|ENOSPC|disk quota exceeded/i;
@@ -247,7 +266,11 @@ async function forEachLimit<T>(items: T[], limit: number, signal: AbortSignal | 
 }
 
 class RepoWorker {
-  private reserved = 0;
+  /**
+   * The mirrors being written now: the temp space each was granted, and where it writes. The file system's free
+   * space already excludes what they have written so far, so only the rest of each grant is held back.
+   */
+  private readonly inFlight = new Map<string, { granted: number }>();
 
   constructor(
     private readonly settings: BackupSettings,
@@ -264,11 +287,11 @@ class RepoWorker {
     const policy = this.deps.retry ?? defaultRetryPolicy;
     const label = `${repo.project.name}/${repo.name}`;
     const { git, log, signal } = this.deps;
+    // The size Azure DevOps reports covers git objects, not LFS objects: an LFS-heavy repository can need more
+    // than this (a full disk is then reported as such, without retries).
     const need = Math.ceil(repo.size * 1.1) + (16 << 20);
-    let reservedHere = 0;
     try {
-      await this.reserveDisk(need, label);
-      reservedHere = need;
+      await this.reserveDisk(dir, need, label);
       const env = this.deps.gitEnv(repo.remoteUrl);
       await withRetry(`git clone ${label}`, async () => {
         await fsp.rm(dir, { recursive: true, force: true });
@@ -299,18 +322,24 @@ class RepoWorker {
     } catch (err) {
       return { repo, status: 'failed', error: redact(failureMessage(err, this.settings.run.tempDir)), durationMs: Date.now() - started };
     } finally {
-      this.reserved -= reservedHere;
+      this.inFlight.delete(dir);
       await fsp.rm(dir, { recursive: true, force: true }).catch((e) => log.warn(`Could not remove ${dir}: ${errorMessage(e)}`));
     }
   }
 
-  /** Fails early, with a clear message, when the temp folder cannot hold the mirror (its size as Azure DevOps reports it). */
-  private async reserveDisk(bytes: number, label: string): Promise<void> {
+  /**
+   * Fails early, with a clear message, when the temp folder cannot hold the mirror (its size as Azure DevOps
+   * reports it) besides what the mirrors in flight still have to write. Free space already excludes what they
+   * wrote, so each holds back only the part of its grant it has not used yet.
+   */
+  private async reserveDisk(dir: string, bytes: number, label: string): Promise<void> {
     const free = await (this.deps.freeBytes ?? freeBytes)(this.runTemp);
-    if (free - this.reserved < bytes) {
-      throw new RunError(`not enough disk space for ${label}: its mirror needs about ${formatBytes(bytes)} but ${formatBytes(Math.max(0, free - this.reserved))} is free in ${this.settings.run.tempDir} (Agent.TempDirectory). Free space, lower concurrency, or use an agent with a larger disk.`);
+    let pending = 0;
+    for (const [other, { granted }] of this.inFlight) pending += Math.max(0, granted - (await usedBytes(other)));
+    if (free - pending < bytes) {
+      throw new RunError(`not enough disk space for ${label}: its mirror needs about ${formatBytes(bytes)} but ${formatBytes(Math.max(0, free - pending))} is free in ${this.settings.run.tempDir} (Agent.TempDirectory) besides what the ${this.inFlight.size} clone(s) in progress still need. Free space, lower concurrency, or use an agent with a larger disk.`);
     }
-    this.reserved += bytes;
+    this.inFlight.set(dir, { granted: bytes });
   }
 
   private async store(planned: PlannedRepo, name: string, dir: string, facts: { refs: number; lfsObjects: number }) {
@@ -340,6 +369,23 @@ class RepoWorker {
     if (piped.status === 'rejected') throw piped.reason;
     return { sha256: hashing.sha256, bytes: hashing.bytes };
   }
+}
+
+/** Bytes written below `dir` so far (0 when it does not exist yet); files that vanish while it counts are skipped. */
+export async function usedBytes(dir: string): Promise<number> {
+  let total = 0;
+  let entries;
+  try {
+    entries = await fsp.readdir(dir, { withFileTypes: true });
+  } catch {
+    return 0;
+  }
+  for (const e of entries) {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) total += await usedBytes(p);
+    else if (e.isFile()) total += await fsp.stat(p).then((st) => st.size, () => 0);
+  }
+  return total;
 }
 
 /** Mirror size, LFS object count and bytes; with `verify`, every LFS object's content must hash to its name. */

@@ -7,6 +7,8 @@ export interface RepoFilter {
   excludes: Minimatch[];
   /** Project names the filter spells out literally (no wildcards), to tell the user when one is not visible. */
   literalProjects: string[];
+  /** Whether an include pattern's project part is a glob (`*`, `Team*`): it reaches projects nobody listed. */
+  projectWildcard: boolean;
   describe(): string;
   matches(project: string, repo: string): boolean;
 }
@@ -18,6 +20,7 @@ export function parseFilter(text: string | undefined): RepoFilter {
   const includes: Minimatch[] = [];
   const excludes: Minimatch[] = [];
   const literalProjects = new Set<string>();
+  let projectWildcard = false;
   for (const line of lines) {
     const exclude = line.startsWith('!');
     const pattern = exclude ? line.slice(1).trim() : line;
@@ -31,12 +34,17 @@ export function parseFilter(text: string | undefined): RepoFilter {
     }
     (exclude ? excludes : includes).push(mm);
     if (!exclude && project && !/[*?[\]{}]/.test(project)) literalProjects.add(project);
+    else if (!exclude) projectWildcard = true;
   }
-  if (includes.length === 0) includes.push(new Minimatch('*/*', OPTIONS));
+  if (includes.length === 0) {
+    includes.push(new Minimatch('*/*', OPTIONS));
+    projectWildcard = true;
+  }
   return {
     includes,
     excludes,
     literalProjects: [...literalProjects],
+    projectWildcard,
     describe: () => [...includes.map((m) => m.pattern), ...excludes.map((m) => `!${m.pattern}`)].join(', '),
     matches(project, repo) {
       const subject = `${project}/${repo}`;

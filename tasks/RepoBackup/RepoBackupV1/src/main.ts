@@ -57,7 +57,12 @@ export async function run(host: TaskHost, signal?: AbortSignal): Promise<TaskOut
     const tally = `${c.ok} backed up, ${c.failed} failed, ${c.skipped} skipped`;
     let result: TaskOutcome = 'Succeeded';
     let message = settings.dryRun ? `Dry run: ${outcome.plan.selected.length} repositories would be backed up, ${outcome.plan.skipped.length} skipped` : tally;
-    if (c.failed > 0) {
+    const gaps = outcome.report.gaps;
+    if (gaps.length > 0) {
+      // Never Succeeded over a gap: what could be seen is stored, but this is not a backup of what was asked for.
+      result = 'Failed';
+      message = `${tally}; INCOMPLETE: ${gaps[0]}`;
+    } else if (c.failed > 0) {
       result = settings.onRepoFailure === 'warn' ? 'SucceededWithIssues' : 'Failed';
       message = `${tally}: ${outcome.report.results.filter((r) => r.status === 'failed').map((r) => `${r.repo.project.name}/${r.repo.name}`).slice(0, 5).join(', ')}${c.failed > 5 ? ', …' : ''}`;
     } else if (outcome.report.warnings.length > 0) {

@@ -16,6 +16,11 @@ export interface PlannedRepo {
 export interface SkippedRepo {
   repo: RepoInfo;
   reason: string;
+  /**
+   * The repository was meant to be backed up and could not be now (in maintenance): the run warns, so that it does
+   * not end Succeeded over it. A disabled repository is the owner's choice and is not a warning.
+   */
+  warn?: boolean;
 }
 
 export interface Plan {
@@ -67,7 +72,9 @@ export function makePlan(input: PlanInput): Plan {
   const skipped: SkippedRepo[] = [];
   for (const repo of mine) {
     if (repo.isDisabled) skipped.push({ repo, reason: 'repository is disabled in Azure DevOps (it cannot be cloned)' });
-    else selected.push({ repo, archive: `${runFolder}/${names.get(repo.id)}` });
+    else if (repo.isInMaintenance) {
+      skipped.push({ repo, warn: true, reason: 'repository is in maintenance in Azure DevOps (isInMaintenance) and cannot be cloned now: it is NOT in this backup; run the backup again once the maintenance is over' });
+    } else selected.push({ repo, archive: `${runFolder}/${names.get(repo.id)}` });
   }
   // Largest first: the long clones start early and the small ones fill the gaps.
   selected.sort((a, b) => b.repo.size - a.repo.size || a.archive.localeCompare(b.archive));

@@ -28,6 +28,11 @@ export interface RunReport {
   startedAt: Date;
   finishedAt: Date;
   warnings: string[];
+  /**
+   * What the filter asked for that this run could not back up (projects the credentials cannot see). Any gap ends
+   * the run Failed, and the manifest says the run is incomplete.
+   */
+  gaps: string[];
 }
 
 export function counts(results: RepoResult[]) {
@@ -53,7 +58,7 @@ export function buildManifest(settings: BackupSettings, plan: Plan, report: RunR
       startedAt: report.startedAt.toISOString(),
       finishedAt: report.finishedAt.toISOString(),
       durationMs: report.finishedAt.getTime() - report.startedAt.getTime(),
-      shard: { ...settings.shard, fingerprint: plan.shardFingerprint ?? null },
+      shard: { position: settings.shard.position, total: settings.shard.total, fingerprint: plan.shardFingerprint ?? null },
       folder: plan.runFolder,
     },
     options: {
@@ -66,6 +71,7 @@ export function buildManifest(settings: BackupSettings, plan: Plan, report: RunR
     },
     totals: { listed: plan.listed, ...counts(report.results), otherShards: plan.otherShards },
     warnings: report.warnings,
+    coverage: { complete: report.gaps.length === 0, gaps: report.gaps },
     repositories: report.results.map((r) => ({
       project: r.repo.project.name,
       projectId: r.repo.project.id,
@@ -100,6 +106,7 @@ export function summaryMarkdown(settings: BackupSettings, plan: Plan, report: Ru
     '',
     `Organization **${settings.organization.name}** → ${destination}${settings.shard.total > 1 ? ` · job ${settings.shard.position} of ${settings.shard.total}` : ''} · ${formatBytes(c.bytes)} in ${seconds} s`,
     manifestStored ? `\nManifest: \`${manifestStored}\`` : '',
+    ...report.gaps.map((g) => `\n> ❌ **Incomplete:** ${cell(g)}`),
     ...report.warnings.map((w) => `\n> ⚠️ ${cell(w)}`),
     '',
     '| Status | Project | Repository | Archive | Size | Refs | LFS objects | Time | Note |',

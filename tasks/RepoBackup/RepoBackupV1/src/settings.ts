@@ -23,6 +23,10 @@ export interface RunInfo {
   taskVersion: string;
   buildNumber?: string;
   definition?: string;
+  /** System.TeamProject: the pipeline's own project (the job token may be limited to it). */
+  project?: string;
+  /** System.HostType: `build` or `release`. */
+  hostType?: string;
 }
 
 export interface BackupSettings {
@@ -37,8 +41,11 @@ export interface BackupSettings {
   onRepoFailure: 'fail' | 'warn';
   verify: boolean;
   dryRun: boolean;
-  /** 1-based position of this job among `total` parallel jobs. */
-  shard: { position: number; total: number };
+  /**
+   * 1-based position of this job among `total` slices of a `parallel:` (multi-agent) job. `note` says why a
+   * multi-job phase is not sliced (matrix legs each back up everything their inputs select).
+   */
+  shard: { position: number; total: number; note?: string };
   run: RunInfo;
   /** Attempts and backoff for transient faults (pipeline variables RepoBackup.RetryAttempts / RetryDelayMs). */
   retry: RetryPolicy;
@@ -82,11 +89,27 @@ async function readDestination(host: TaskHost, now: Date): Promise<DestinationSe
   return { kind, path: folder };
 }
 
-function readShard(host: TaskHost): { position: number; total: number } {
+/**
+ * Slices the organization only across the jobs of a `parallel: N` strategy (classic: "Multi-agent"), which the agent
+ * reports as System.ParallelExecutionType `MultiMachine`. The legs of a `strategy: matrix` (`MultiConfiguration`)
+ * differ by their variables (one organization or filter per leg, typically): slicing them would back up 1/N of each
+ * and call it done. Anything else, or no type at all, is not sliced either: a job that backs up more than its share
+ * costs time; one that backs up less leaves a gap.
+ */
+export function readShard(host: Pick<TaskHost, 'variable'>): { position: number; total: number; note?: string } {
   const total = Number.parseInt(host.variable('System.TotalJobsInPhase') ?? '1', 10);
   const position = Number.parseInt(host.variable('System.JobPositionInPhase') ?? '1', 10);
-  if (!Number.isInteger(total) || total < 1 || !Number.isInteger(position) || position < 1 || position > total) {
-    return { position: 1, total: 1 };
+  if (!Number.isInteger(total) || total <= 1) return { position: 1, total: 1 };
+  const type = host.variable('System.ParallelExecutionType');
+  if (!Number.isInteger(position) || position < 1 || position > total) {
+    return { position: 1, total: 1, note: `System.JobPositionInPhase '${host.variable('System.JobPositionInPhase') ?? ''}' is not a position among ${total} jobs: this job backs up everything its filter selects.` };
+  }
+  if (type?.toLowerCase() !== 'multimachine') {
+    return {
+      position: 1, total: 1,
+      note: `This phase has ${total} jobs, but they are ${type?.toLowerCase() === 'multiconfiguration' ? 'matrix legs' : `not slices of a parallel: strategy (System.ParallelExecutionType is '${type ?? 'not set'}')`}: ` +
+        `this job (${position} of ${total}) backs up everything its filter selects, not a share. Use 'parallel: N' to split one organization across jobs.`,
+    };
   }
   return { position, total };
 }
@@ -103,5 +126,7 @@ function readRun(host: TaskHost, taskVersion: string, now: Date): RunInfo {
     taskVersion,
     buildNumber: host.variable('Build.BuildNumber'),
     definition: host.variable('Build.DefinitionName'),
+    project: host.variable('System.TeamProject'),
+    hostType: host.variable('System.HostType'),
   };
 }
