@@ -522,7 +522,8 @@ describe('extension package (.vsix)', function () {
           assert.strictEqual(r.result, 'Failed', describeRun(r));
           assert.ok(r.message && r.message.length > 10, `no validation message:\n${describeRun(r)}`);
           assert.doesNotMatch(r.stdout + r.stderr, /^\s+at .+:\d+:\d+\)?$/m, `stack trace instead of a message:\n${describeRun(r)}`);
-          assert.ok(r.ms < 5000, `took ${r.ms} ms`);
+          // Quiet figure ~300 ms (bench: cold start); the bound is 50× that so a loaded machine does not fail it.
+          assert.ok(r.ms < 15_000, `took ${r.ms} ms`);
         } finally {
           fs.rmSync(path.dirname(dir), { recursive: true, force: true });
         }

@@ -107,7 +107,8 @@ export function every(intervalMs: number, sample: () => void): { stop(): Promise
   const tick = () => {
     if (stopped) return;
     try { sample(); } catch { /* a process vanished mid-read */ }
-    timer = setTimeout(tick, intervalMs);
+    // Never what keeps the test process alive: a test that fails before stop() must not hang the suite.
+    timer = setTimeout(tick, intervalMs).unref();
   };
   tick();
   return {

@@ -126,24 +126,52 @@ export function taskEnv(opts: RunTaskOptions): NodeJS.ProcessEnv {
   return { ...env, ...opts.env };
 }
 
+/** Every task process group still running: ended when the test process exits, whatever state a failed test left. */
+const liveGroups = new Set<number>();
+process.on('exit', () => {
+  for (const pgid of liveGroups) {
+    try { process.kill(-pgid, 'SIGKILL'); } catch { /* gone */ }
+  }
+});
+
 export function runTask(entry: string, opts: RunTaskOptions): Promise<TaskRun> {
   const started = Date.now();
+  // Its own process group: a timeout ends the task AND every git process it started. Killing only the task would
+  // leave its children holding the task's stdout/stderr pipes open, and those open pipes would keep this (mocha)
+  // process alive after the test failed.
   const child = spawn(process.execPath, [path.resolve(entry)], {
     cwd: opts.tempDir,
     env: taskEnv(opts),
     stdio: ['ignore', 'pipe', 'pipe'],
+    detached: process.platform !== 'win32',
   });
+  const pgid = process.platform !== 'win32' ? child.pid : undefined;
+  if (pgid) liveGroups.add(pgid);
+  const killGroup = () => {
+    if (pgid) {
+      try { process.kill(-pgid, 'SIGKILL'); } catch { /* already gone */ }
+    } else {
+      child.kill('SIGKILL');
+    }
+  };
   opts.onSpawn?.(child);
   const out: Buffer[] = [];
   const err: Buffer[] = [];
   child.stdout.on('data', (d: Buffer) => out.push(d));
   child.stderr.on('data', (d: Buffer) => err.push(d));
   let timedOut = false;
-  const timer = setTimeout(() => { timedOut = true; child.kill('SIGKILL'); }, opts.timeoutMs ?? 600_000);
+  const timer = setTimeout(() => { timedOut = true; killGroup(); }, opts.timeoutMs ?? 600_000);
   return new Promise((resolve, reject) => {
-    child.once('error', (e) => { clearTimeout(timer); reject(e); });
-    child.once('close', (code, signal) => {
+    let exited: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+    let streamsTimer: NodeJS.Timeout | undefined;
+    let finished = false;
+    const finish = () => {
+      if (finished) return;
+      finished = true;
       clearTimeout(timer);
+      clearTimeout(streamsTimer);
+      if (pgid) liveGroups.delete(pgid);
+      const { code, signal } = exited!;
       const stdout = Buffer.concat(out).toString('utf8');
       const lines = stdout.split(/\r?\n/);
       if (lines[lines.length - 1] === '') lines.pop();
@@ -158,6 +186,22 @@ export function runTask(entry: string, opts: RunTaskOptions): Promise<TaskRun> {
         return;
       }
       resolve(run);
+    };
+    child.once('error', (e) => { clearTimeout(timer); if (pgid) liveGroups.delete(pgid); reject(e); });
+    child.once('exit', (code, signal) => {
+      exited = { code, signal };
+      // Output still in the pipes arrives before 'close'; a process the task left behind that holds the pipes open
+      // must not hold the test: after a grace, it is ended and the pipes are let go.
+      streamsTimer = setTimeout(() => {
+        killGroup();
+        child.stdout.destroy();
+        child.stderr.destroy();
+        finish();
+      }, 5000);
+    });
+    child.once('close', () => {
+      if (!exited) exited = { code: child.exitCode, signal: child.signalCode };
+      finish();
     });
   });
 }

@@ -337,7 +337,8 @@ class RepoWorker {
     let pending = 0;
     for (const [other, { granted }] of this.inFlight) pending += Math.max(0, granted - (await usedBytes(other)));
     if (free - pending < bytes) {
-      throw new RunError(`not enough disk space for ${label}: its mirror needs about ${formatBytes(bytes)} but ${formatBytes(Math.max(0, free - pending))} is free in ${this.settings.run.tempDir} (Agent.TempDirectory) besides what the ${this.inFlight.size} clone(s) in progress still need. Free space, lower concurrency, or use an agent with a larger disk.`);
+      throw new RunError(`not enough disk space for ${label}: its mirror needs about ${formatBytes(bytes)} but ${formatBytes(Math.max(0, free - pending))} is free in ${this.settings.run.tempDir} (Agent.TempDirectory). ` +
+        `${pending > 0 ? `Clones in progress still need ${formatBytes(pending)} of the ${formatBytes(free)} left. ` : ''}Free space, lower concurrency, or use an agent with a larger disk.`);
     }
     this.inFlight.set(dir, { granted: bytes });
   }
