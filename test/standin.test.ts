@@ -220,14 +220,16 @@ describe('DevOps stand-in', function () {
       assert.match(err.stderr, /TF401019/);
     });
 
-    it('refuses pushing refs/pull/*', async () => {
+    it('refuses pushing refs/pull/*, ref by ref', async () => {
       const work = path.join(tmpDir('push'), 'api');
       await git(['clone', '--quiet', corpus.repos.api.repo.remoteUrl, work], { env: bearerEnv() });
-      const err = await git(['push', 'origin', 'HEAD:refs/pull/9/merge'], { cwd: work, env: bearerEnv() }).then(() => undefined, (e: unknown) => e);
+      const err = await git(['push', 'origin', 'HEAD:refs/pull/9/merge', 'HEAD:refs/heads/pushed-beside'], { cwd: work, env: bearerEnv() }).then(() => undefined, (e: unknown) => e);
       assert.ok(err instanceof GitError);
-      assert.match(err.stderr, /refs\/pull\/9\/merge/);
-      assert.match(err.stderr, /TF401027/);
-      assert.strictEqual((await refMap(corpus.repos.api.repo.gitDir))['refs/pull/9/merge'], undefined);
+      assert.match(err.stderr, /refs\/pull\/9\/merge \(deny updating a hidden ref\)/);
+      const refs = await refMap(corpus.repos.api.repo.gitDir);
+      assert.strictEqual(refs['refs/pull/9/merge'], undefined);
+      assert.ok(refs['refs/heads/pushed-beside'], 'the other ref of the same push went through');
+      await git(['push', 'origin', ':refs/heads/pushed-beside'], { cwd: work, env: bearerEnv() });
     });
 
     it('asks git for credentials (401 + WWW-Authenticate Basic) without a token', async () => {

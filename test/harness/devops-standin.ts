@@ -160,13 +160,13 @@ const DEFAULT_GENERAL_SETTINGS: PipelineGeneralSettings = {
 const LFS_JSON = 'application/vnd.git-lfs+json';
 const FIXED_TIME = '2024-01-01T00:00:00.000Z';
 
-/** Refuses pushes to refs/pull/* (the service owns pull request refs), one ref at a time like the real service. */
-const UPDATE_HOOK = `#!/bin/sh
-case "$1" in
-  refs/pull/*) echo "TF401027: refs/pull/ is reserved for pull requests; '$1' cannot be pushed." >&2; exit 1 ;;
-esac
-exit 0
-`;
+/**
+ * Pushes to refs/pull/* are refused (the service owns pull request refs), one ref at a time like the real service:
+ * git's own `receive.hideRefs` rejects each such ref (`[remote rejected] … (deny updating a hidden ref)`) and lets
+ * the others of the same push through. An `update` hook did the same with a shell process per ref: 9,000 refs cost
+ * the stand-in half a minute.
+ */
+const REPO_CONFIG = '[http]\n\treceivepack = true\n[receive]\n\thideRefs = refs/pull/\n';
 
 /** Sets the default branch to the first branch pushed into a repository whose HEAD points nowhere. */
 const POST_RECEIVE_HOOK = `#!/bin/sh
@@ -311,8 +311,7 @@ export class DevOpsStandIn {
       fs.cpSync(opts.template, gitDir, { recursive: true });
     } else if (!opts.virtual) {
       execFileSync('git', ['init', '--bare', '--quiet', `--initial-branch=${branch}`, gitDir], { env: gitEnv(), stdio: 'pipe' });
-      fs.appendFileSync(path.join(gitDir, 'config'), '[http]\n\treceivepack = true\n');
-      fs.writeFileSync(path.join(gitDir, 'hooks', 'update'), UPDATE_HOOK, { mode: 0o755 });
+      fs.appendFileSync(path.join(gitDir, 'config'), REPO_CONFIG);
       fs.writeFileSync(path.join(gitDir, 'hooks', 'post-receive'), POST_RECEIVE_HOOK, { mode: 0o755 });
     }
     const cloneUrl = `${this.baseUrl}/${encodeURIComponent(this.org)}/${encodeURIComponent(project.name)}/_git/${encodeURIComponent(name)}`;
