@@ -102,7 +102,11 @@ export function createArchiveStream(dir: string, format: ArchiveFormat): Readabl
   (async () => {
     for (const { rel, isDirectory } of await listTree(dir)) {
       if (stop.signal.aborted) return;
+      // Created before the append (the event may fire during it) but awaited only after the lstat below: a stop in
+      // between rejects it while nobody awaits it yet, so it is marked handled now (an unhandled rejection ends the
+      // task as `Unhandled: The operation was aborted`, losing every repository in flight).
       const added = once(archive, 'entry', { signal: stop.signal });
+      added.catch(() => { /* awaited below; a stop is handled by the return after it */ });
       if (isDirectory) {
         archive.append(Buffer.alloc(0), { name: `${rel}/`, type: 'directory', mode: 0o755 } as archiver.EntryData);
       } else {
@@ -111,7 +115,12 @@ export function createArchiveStream(dir: string, format: ArchiveFormat): Readabl
         current = fileStream(file);
         archive.append(current, { name: rel, stats, store: format === 'zip' && (PRECOMPRESSED.test(rel) || stats.size < SMALL_FILE) } as archiver.EntryData);
       }
-      await added;
+      try {
+        await added;
+      } catch (err) {
+        if (stop.signal.aborted) return;
+        throw err;
+      }
       current = undefined;
     }
     await archive.finalize();
