@@ -121,3 +121,31 @@ describe('archive (directory → archive stream)', () => {
     await assert.rejects(pipeline(stream, new PassThrough().resume()), /ENOENT/);
   });
 });
+
+describe('archive stream chunks (item 15)', () => {
+  it('every chunk handed downstream stays as it was: a consumer that keeps them sees the same bytes as one that hashes on the fly', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rb-unit-keep-'));
+    try {
+      fs.mkdirSync(path.join(dir, 'objects', 'pack'), { recursive: true });
+      for (let i = 0; i < 6; i++) fs.writeFileSync(path.join(dir, 'objects', 'pack', `p${i}.pack`), randomBytes((3 << 20) + i * 4097));
+      const kept: Buffer[] = [];
+      const hashing = new HashingStream();
+      const sink = new PassThrough();
+      sink.on('data', (c: Buffer) => kept.push(c)); // references, not copies
+      await pipeline(createArchiveStream(dir, 'zip'), hashing, sink);
+      const { createHash } = await import('crypto');
+      assert.strictEqual(createHash('sha256').update(Buffer.concat(kept)).digest('hex'), hashing.sha256);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("crc-32 (archiver's zip CRC) gives the standard CRC-32, chained by seed, whichever implementation is in use", async () => {
+    const crc32 = (await import('crc-32')).default as { buf(data: Uint8Array, seed?: number): number };
+    await import('../../tasks/common/src/archive');
+    assert.strictEqual(crc32.buf(Buffer.from('123456789')) >>> 0, 0xcbf43926);
+    const a = randomBytes(100_000);
+    const b = randomBytes(12_345);
+    assert.strictEqual(crc32.buf(b, crc32.buf(a)), crc32.buf(Buffer.concat([a, b])));
+  });
+});

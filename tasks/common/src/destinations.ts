@@ -8,7 +8,6 @@ import { Readable } from 'stream';
 import { finished, pipeline } from 'stream/promises';
 import { randomBytes } from 'crypto';
 import { RunError } from './errors';
-import { releaseArchiveChunk } from './archive';
 import { redact } from './credentials';
 
 export type Metadata = Record<string, string>;
@@ -92,7 +91,9 @@ export function planBlocks(blockSize: number, sizeHint?: number): BlockPlan {
   let first = Math.min(Math.max(1, blockSize), MAX_BLOCK_BYTES);
   let current = plan(first);
   if (sizeHint === undefined || !(sizeHint > 0)) return current;
-  const need = sizeHint * 1.05 + (64 << 20);
+  const largest = MAX_BLOCKS * MAX_BLOCK_BYTES;
+  // Near the very top the margin is dropped: the largest plan is tried, and the upload stops if the body outgrows it.
+  const need = Math.min(sizeHint * 1.05 + (64 << 20), Math.max(sizeHint, largest));
   while (current.capacity < need && first < MAX_BLOCK_BYTES) {
     first = Math.min(MAX_BLOCK_BYTES, first * 2);
     current = plan(first);
@@ -351,7 +352,6 @@ async function* blocks(body: Readable, sizeOf: (index: number) => number, pool: 
         const n = chunk.copy(buffer, length, offset);
         length += n;
         offset += n;
-        if (offset === chunk.length) releaseArchiveChunk(chunk);
         if (length === buffer.length) {
           const full = buffer;
           buffer = undefined;
@@ -436,6 +436,17 @@ export class FolderDestination implements Destination {
   }
 
   async put(name: string, body: Readable, options: PutOptions = {}): Promise<void> {
+    try {
+      await this.store(name, body, options);
+    } catch (err) {
+      // Whatever failed (the folder, the write, the publish), the body is stopped: a producer piped into it would
+      // otherwise wait for a reader for ever.
+      body.destroy();
+      throw err;
+    }
+  }
+
+  private async store(name: string, body: Readable, options: PutOptions): Promise<void> {
     const target = path.join(this.root, ...name.split('/'));
     await fsp.mkdir(path.dirname(target), { recursive: true });
     const temp = path.join(path.dirname(target), `.${path.basename(target)}.partial-${randomBytes(4).toString('hex')}`);
