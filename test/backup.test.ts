@@ -211,7 +211,7 @@ describe('RepoBackup@1 end to end', function () {
       ['sasUrl service-scoped', { sasUrl: sasFor(`sv=1&ss=b&srt=sco&sp=cw&se=${future}&sig=x`) }, /sasUrl.*account SAS/],
       ['sasUrl blob-scoped', { sasUrl: sasFor(`sv=1&sr=b&sp=cw&se=${future}&sig=x`, '/devstoreaccount1/c/x.zip') }, /sasUrl.*sr=c/],
       ['sasUrl a blob URL', { sasUrl: sasFor(`sv=1&sr=c&sp=cw&se=${future}&sig=x`, '/devstoreaccount1/c/x.zip') }, /sasUrl.*points at a blob/],
-      ['sasUrl read-only', { sasUrl: sasFor(`sv=1&sr=c&sp=rl&se=${future}&sig=x`) }, /sasUrl.*c or w/],
+      ['sasUrl read-only', { sasUrl: sasFor(`sv=1&sr=c&sp=rl&se=${future}&sig=x`) }, /sasUrl.*needs w \(write\); w is missing/],
       ['sasUrl expired', { sasUrl: sasFor('sv=1&sr=c&sp=cw&se=2020-01-01T00:00:00Z&sig=x') }, /sasUrl.*expired/],
       ['repositories invalid', { destination: 'folder', folderPath: '/tmp', repositories: 'api' }, /repositories/],
       ['concurrency 0', { destination: 'folder', folderPath: '/tmp', concurrency: '0' }, /concurrency.*too small/],

@@ -9,11 +9,13 @@
 // `match` is tested against `METHOD path?query` (e.g. `PUT /devstoreaccount1/c/x.zip?comp=block&…`). A fault fires
 // for the next `count` matching requests (Infinity: for ever); the first fault that matches wins. Actions:
 //   status      answer `status` with a Blob-style XML error (x-ms-error-code), after reading the request body;
+//               `withHeader` limits a fault to requests carrying a header (e.g. x-ms-access-tier);
 //   reset       forward the request, but destroy both sockets once `afterBytes` of the request body went through
 //               (the client sees a connection reset mid-upload; the service never gets a complete request);
 //   lostAnswer  forward the whole request, let the service act on it, then destroy the client socket instead of
 //               relaying the answer (the client cannot know whether it worked).
 // Every request is logged (`requests`), with the fault applied, if any. Header values are never stored.
+import { randomUUID } from 'crypto';
 import * as http from 'http';
 import * as net from 'net';
 
@@ -27,6 +29,12 @@ export interface ProxyFault {
   errorCode?: string;
   /** For `reset`: request body bytes forwarded before the sockets are destroyed; default 0. */
   afterBytes?: number;
+  /** Fires only for requests that carry this header (lower-case name), e.g. `x-ms-access-tier`. */
+  withHeader?: string;
+  /** For `status`: the error's `<Message>` first line (the service appends RequestId and Time); default a note. */
+  message?: string;
+  /** For `status`: more elements inside `<Error>`, e.g. `<HeaderName>x-ms-access-tier</HeaderName>`. */
+  detailXml?: string;
 }
 
 export interface ProxyLogEntry {
@@ -59,7 +67,7 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
     const line = `${req.method} ${req.url}`;
     const entry: ProxyLogEntry = { method: req.method ?? 'GET', url: req.url ?? '/', status: 0, at: Date.now() };
     requests.push(entry);
-    const fault = faults.find((f) => f.count > 0 && f.match.test(line));
+    const fault = faults.find((f) => f.count > 0 && f.match.test(line) && (!f.withHeader || req.headers[f.withHeader] !== undefined));
     if (fault) {
       fault.count--;
       entry.fault = fault.action;
@@ -69,9 +77,16 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
       req.on('end', () => {
         const status = fault.status ?? 503;
         const code = fault.errorCode ?? 'ServerBusy';
-        const body = `<?xml version="1.0" encoding="utf-8"?><Error><Code>${code}</Code><Message>Injected by the fault proxy.</Message></Error>`;
+        // The service's shape: the message carries RequestId and Time lines; headers name the request and version.
+        const requestId = randomUUID();
+        const message = `${fault.message ?? 'Injected by the fault proxy.'}\nRequestId:${requestId}\nTime:${new Date().toISOString()}`;
+        const body = `<?xml version="1.0" encoding="utf-8"?><Error><Code>${code}</Code><Message>${message}</Message>${fault.detailXml ?? ''}</Error>`;
         entry.status = status;
-        res.writeHead(status, { 'Content-Type': 'application/xml', 'x-ms-error-code': code, 'Content-Length': Buffer.byteLength(body) }).end(body);
+        res.writeHead(status, {
+          'Content-Type': 'application/xml', 'x-ms-error-code': code, 'x-ms-request-id': requestId,
+          'x-ms-version': String(req.headers['x-ms-version'] ?? '2025-11-05'), Server: 'Windows-Azure-Blob/1.0 Microsoft-HTTPAPI/2.0',
+          'Content-Length': Buffer.byteLength(body),
+        }).end(body);
       });
       return;
     }

@@ -1,5 +1,5 @@
 import assert from 'assert';
-import { parseContainerSas } from '../../tasks/common/src/sas';
+import { BACKUP_SAS_NEEDS, parseContainerSas } from '../../tasks/common/src/sas';
 import { InputError } from '../../tasks/common/src/errors';
 import { organizationName } from '../../tasks/common/src/inputs';
 import { redact, safeUrl, withGitConfig } from '../../tasks/common/src/credentials';
@@ -12,7 +12,7 @@ const sas = (query: string, path = '/backups') => `https://acct.blob.core.window
 const good = 'sv=2022-11-02&sr=c&sp=cw&se=2027-01-01T00:00:00Z&sig=abc%2Bdef';
 
 describe('container SAS checks', () => {
-  const parse = (raw: string, host = new FakeHost()) => parseContainerSas(raw, 'sasUrl', { anyOf: ['c', 'w'], purpose: 'uploading backups' }, host, now);
+  const parse = (raw: string, host = new FakeHost()) => parseContainerSas(raw, 'sasUrl', BACKUP_SAS_NEEDS, host, now);
 
   it('accepts a cw container SAS and keeps secrets out of its description', () => {
     const s = parse(sas(good));
@@ -34,7 +34,9 @@ describe('container SAS checks', () => {
     ['blob SAS', sas('sv=1&sr=b&sp=cw&se=2027-01-01&sig=x', '/backups/a.zip'), /container SAS \(sr=c\), got sr=b/],
     ['blob URL', sas(good, '/backups/a.zip'), /points at a blob/],
     ['no container', sas(good, '/'), /names no container/],
-    ['read-only', sas('sv=1&sr=c&sp=rl&se=2027-01-01&sig=x'), /needs c or w/],
+    ['read-only', sas('sv=1&sr=c&sp=rl&se=2027-01-01&sig=x'), /grants sp=rl; uploading backups needs w \(write\); w is missing\. Generate the SAS with --permissions cw\./],
+    ['create without write (item 8)', sas('sv=1&sr=c&sp=c&se=2027-01-01&sig=x'), /grants sp=c; .*w is missing \(create alone cannot stage the blocks .*403\)\. Generate the SAS with --permissions cw/],
+    ['no permissions and no stored access policy', sas('sv=1&sr=c&se=2027-01-01&sig=x'), /grants no permissions \(no sp=…, and no stored access policy si=…\)/],
     ['expired', sas('sv=1&sr=c&sp=cw&se=2026-01-01&sig=x'), /expired on 2026-01-01/],
   ];
   for (const [what, raw, re] of bad) {
@@ -42,6 +44,50 @@ describe('container SAS checks', () => {
       assert.throws(() => parse(raw), (e: unknown) => e instanceof InputError && e.input === 'sasUrl' && re.test(e.message) && !/sig=x|abc/.test(e.message));
     });
   }
+
+  it('accepts w alone and cw without a warning', () => {
+    for (const sp of ['w', 'cw', 'wc']) {
+      const host = new FakeHost();
+      assert.strictEqual(parse(sas(`sv=1&sr=c&sp=${sp}&se=2027-01-01&sig=x`), host).permissions, sp);
+      assert.deepStrictEqual(host.warnings(), []);
+    }
+  });
+
+  it('warns once, naming them, about rights a backup does not need (d, x, l, r, …)', () => {
+    const host = new FakeHost();
+    const s = parse(sas('sv=1&sr=c&sp=racwdxl&se=2027-01-01&sig=x'), host);
+    assert.strictEqual(s.permissions, 'racwdxl');
+    const warnings = host.warnings();
+    assert.strictEqual(warnings.length, 1, warnings.join('\n'));
+    assert.match(warnings[0], /^Input 'sasUrl': the SAS grants r, a, d, x and l \(read, add, delete, delete versions and list\), more than uploading backups needs \(w \(write\)\); .*--permissions cw\.$/);
+  });
+
+  it('without an allowed list, extra rights are accepted silently (restore passes only what it needs)', () => {
+    const host = new FakeHost();
+    parseContainerSas(sas('sv=1&sr=c&sp=racwdl&se=2027-01-01&sig=x'), 'sasUrl', { allOf: ['r'], purpose: 'reading a backup' }, host, now);
+    assert.deepStrictEqual(host.warnings(), []);
+  });
+
+  it('accepts a SAS bound to a stored access policy (si=, no sp/se), saying once where its rights live (item 9)', () => {
+    for (const needs of [BACKUP_SAS_NEEDS, { allOf: ['r', 'l'], purpose: 'reading a backup' }]) {
+      const host = new FakeHost();
+      const s = parseContainerSas(sas('sv=2022-11-02&sr=c&si=backup-writer&sig=abc'), 'sasUrl', needs, host, now);
+      assert.strictEqual(s.policy, 'backup-writer');
+      assert.strictEqual(s.permissionsInPolicy, true);
+      assert.strictEqual(s.permissions, '');
+      assert.strictEqual(s.expiresOn, undefined);
+      const infos = host.lines.filter((l) => l.level === 'info' && /stored access policy 'backup-writer'/.test(l.message));
+      assert.strictEqual(infos.length, 1);
+      assert.deepStrictEqual(host.warnings(), []);
+    }
+  });
+
+  it('a policy-bound SAS that also carries sp= is checked like any other', () => {
+    const s = parse(sas('sv=1&sr=c&si=p1&sp=cw&sig=x'));
+    assert.strictEqual(s.permissionsInPolicy, false);
+    assert.strictEqual(s.policy, 'p1');
+    assert.throws(() => parse(sas('sv=1&sr=c&si=p1&sp=c&sig=x')), /w is missing/);
+  });
 
   it('warns when the SAS expires within hours', () => {
     const host = new FakeHost();

@@ -1,13 +1,13 @@
 /**
  * Where archives go. A Destination stores a stream under a name, never overwriting, and knows nothing of git.
  */
-import { AnonymousCredential, BlockBlobTier, ContainerClient } from '@azure/storage-blob';
+import { AnonymousCredential, BlockBlobClient, BlockBlobTier, ContainerClient } from '@azure/storage-blob';
 import { constants as fsc, createWriteStream, promises as fsp } from 'fs';
 import * as path from 'path';
 import { Readable } from 'stream';
 import { finished, pipeline } from 'stream/promises';
 import { randomBytes } from 'crypto';
-import { releaseArchiveChunk } from './archive';
+import { RunError } from './errors';
 import { redact } from './credentials';
 
 export type Metadata = Record<string, string>;
@@ -20,6 +20,8 @@ export interface PutOptions {
   defaultTier?: boolean;
   /** Aborting stops the upload; nothing is committed (published) after it fired. */
   signal?: AbortSignal;
+  /** Roughly how many bytes the body will have (e.g. the mirror's size), when known: sizes the blocks of a big blob. */
+  sizeHint?: number;
 }
 
 export class AlreadyExistsError extends Error {
@@ -34,10 +36,17 @@ export interface Destination {
   readonly description: string;
   /** Stores `body` as `name` (a `/`-separated relative path). Fails rather than overwrite. */
   put(name: string, body: Readable, options?: PutOptions): Promise<void>;
+  /**
+   * Called once before any work starts: proves what the settings alone cannot (a SAS whose rights live in a stored
+   * access policy). Throws a RunError saying what to fix.
+   */
+  check?(signal?: AbortSignal): Promise<void>;
+  /** What the destination had to do differently from the settings (each said once), for the run's warnings. */
+  warnings?(): string[];
 }
 
 export interface BlobUploadTuning {
-  /** Size of the first 10,000 blocks; it doubles every 10,000 blocks (a blob holds at most 50,000). */
+  /** Size of the first 10,000 blocks (unless the size hint asks for more); it doubles every 10,000 blocks. */
   blockSize: number;
   /** Blocks staged in parallel per upload. */
   parallelBlocks: number;
@@ -48,22 +57,92 @@ export interface BlobUploadTuning {
 
 /**
  * 4 MiB blocks, 2 in flight per upload: with the default concurrency of 4 at most 12 block buffers (48 MiB) are in
- * use, and they are reused (see BlockPool). Growing blocks allow archives up to about 1.2 TiB.
+ * use, and they are reused (see BlockPool). Growing blocks allow archives up to about 1.2 TiB without a size hint;
+ * with one, blocks start as big as needed, up to the service's largest blob.
  */
 export const defaultBlobTuning: BlobUploadTuning = { blockSize: 4 << 20, parallelBlocks: 2, maxTries: 5 };
 
-/** Blocks per size step: blocks 0–9,999 have `blockSize` bytes, the next 10,000 twice that, and so on. */
+/** The service's limits for a block blob: 50,000 committed blocks of at most 4000 MiB (≈ 190.7 TiB). */
+export const MAX_BLOCKS = 50_000;
+export const MAX_BLOCK_BYTES = 4000 * (1 << 20);
+/** Blocks per size step: blocks 0–9,999 have the first size, the next 10,000 twice that, and so on (capped). */
 const BLOCKS_PER_STEP = 10_000;
+
+export interface BlockPlan {
+  /** Size of block `index` (0-based); only the last block of an upload may be shorter. */
+  sizeOf(index: number): number;
+  /** Bytes the 50,000 blocks hold: a longer body cannot be stored as one blob with this plan. */
+  capacity: number;
+}
+
+/**
+ * Block sizes for one upload. Blocks start at `blockSize` and double every 10,000 blocks (capped at 4000 MiB), so
+ * small archives use small buffers. With `sizeHint` (the expected bytes) the first size doubles until the plan
+ * holds the hint with a margin (5 % + 64 MiB: an archive is a little bigger than the files in it). Throws when even
+ * 4000 MiB blocks cannot hold it: the largest block blob is 50,000 × 4000 MiB.
+ */
+export function planBlocks(blockSize: number, sizeHint?: number): BlockPlan {
+  const plan = (first: number): BlockPlan => {
+    const sizeOf = (index: number) => Math.min(MAX_BLOCK_BYTES, first * 2 ** Math.floor(index / BLOCKS_PER_STEP));
+    let capacity = 0;
+    for (let step = 0; step < MAX_BLOCKS / BLOCKS_PER_STEP; step++) capacity += BLOCKS_PER_STEP * sizeOf(step * BLOCKS_PER_STEP);
+    return { sizeOf, capacity };
+  };
+  let first = Math.min(Math.max(1, blockSize), MAX_BLOCK_BYTES);
+  let current = plan(first);
+  if (sizeHint === undefined || !(sizeHint > 0)) return current;
+  const largest = MAX_BLOCKS * MAX_BLOCK_BYTES;
+  // Near the very top the margin is dropped: the largest plan is tried, and the upload stops if the body outgrows it.
+  const need = Math.min(sizeHint * 1.05 + (64 << 20), Math.max(sizeHint, largest));
+  while (current.capacity < need && first < MAX_BLOCK_BYTES) {
+    first = Math.min(MAX_BLOCK_BYTES, first * 2);
+    current = plan(first);
+  }
+  if (current.capacity < need) {
+    throw new TooBigError(`about ${formatSize(sizeHint)} is more than the largest blob Azure Storage holds (${MAX_BLOCKS.toLocaleString('en-US')} blocks of 4000 MiB, ${formatSize(current.capacity)}); nothing was uploaded. Use a folder destination for this repository, or leave it out with the repositories filter.`);
+  }
+  return current;
+}
+
+/** An archive that cannot be stored as one blob, known before or while it is uploaded. Not worth retrying. */
+export class TooBigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'TooBigError';
+  }
+}
+
+function formatSize(bytes: number): string {
+  const units = ['bytes', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) { value /= 1024; unit++; }
+  return `${unit === 0 ? value : value.toFixed(1)} ${units[unit]}`;
+}
 
 /**
  * Azure Blob through a container SAS that may grant only create + write. Streams are cut into blocks, staged
  * a few at a time and committed once with `If-None-Match: *` (so an existing blob is never replaced), the
  * access tier and metadata. Until the commit nothing is visible; a failed upload leaves only uncommitted
  * blocks, which the service discards. Never calls list, read or exists (403 with `cw`).
+ *
+ * Block ids carry a random id of the upload. When the commit meets a taken name (409/412) it may be this upload's
+ * own commit, whose answer was lost and which the storage client sent again: committing the same ids once more,
+ * as blocks of the committed list only, succeeds exactly then (no other blob holds them) and changes nothing
+ * else (a foreign blob makes it fail with InvalidBlockList, untouched).
+ *
+ * An access tier the account refuses (409 BlobAccessTierNotSupportedForAccountType, 400 InvalidHeaderValue on
+ * x-ms-access-tier) is dropped for the rest of the run: the archive is committed without it, and `warnings()` says
+ * so once.
  */
 export class BlobDestination implements Destination {
   private readonly container: ContainerClient;
   private readonly pool = new BlockPool();
+  /** The stored access policy holding the SAS's rights (`si=` without `sp=`), if so. */
+  private readonly policy?: string;
+  /** Why the configured tier is not used any more (set on the first refusal). */
+  private tierRefusal?: string;
+  private readonly notes: string[] = [];
 
   constructor(
     sasUrl: URL,
@@ -75,15 +154,46 @@ export class BlobDestination implements Destination {
       retryOptions: { maxTries: tuning.maxTries, retryDelayInMs: tuning.retryDelayMs ?? 1000, maxRetryDelayInMs: 30_000 },
       userAgentOptions: { userAgentPrefix: 'RepoBackup' },
     });
+    const q = sasUrl.searchParams;
+    if (q.get('si') && !q.get('sp')) this.policy = q.get('si')!;
+  }
+
+  warnings(): string[] {
+    return [...this.notes];
+  }
+
+  /**
+   * A SAS bound to a stored access policy: its rights are in the policy, unseen until used. One block is staged
+   * (the first step of every upload) under a name of its own, never committed: the service discards it within a
+   * week and it is not listed. A refusal fails the run before any clone, naming the policy.
+   */
+  async check(signal?: AbortSignal): Promise<void> {
+    if (!this.policy) return;
+    const probe = this.container.getBlockBlobClient(`.repobackup-write-check/${randomBytes(8).toString('hex')}`);
+    try {
+      await probe.stageBlock(Buffer.from('rb-check').toString('base64'), Buffer.from('.'), 1, { abortSignal: signal });
+    } catch (err) {
+      const e = err as { statusCode?: number; code?: string; details?: { errorCode?: string }; name?: string };
+      if (e?.name === 'AbortError') throw err;
+      const code = e?.details?.errorCode ?? e?.code ?? '';
+      if (e?.statusCode === 403 || e?.statusCode === 404) {
+        throw new RunError(`Blob storage refused a first write (Put Block) with the SAS bound to the stored access policy '${this.policy}' (${e.statusCode} ${code}). ` +
+          `The policy '${this.policy}' on the container must exist and grant write (w; create + write: cw), its start time must have passed and its expiry not; ` +
+          'a storage firewall may also block this agent. Fix the policy (container → Access policy) or give a SAS with sp=cw, then run again.');
+      }
+      // Anything else (the service busy past its retries, the network) is left to the uploads and their retries.
+    }
   }
 
   async put(name: string, body: Readable, options: PutOptions = {}): Promise<void> {
     const blob = this.container.getBlockBlobClient(name);
     const ids: string[] = [];
     const inFlight = new Set<Promise<void>>();
+    // Every block id of a blob must have the same length: `rb-<12 hex of this upload>-<8 digits>`.
+    const upload = randomBytes(6).toString('hex');
     let failure: unknown;
     const stage = (index: number, { data, buffer }: Block) => {
-      const id = Buffer.from(`rb-block-${String(index).padStart(8, '0')}`).toString('base64');
+      const id = Buffer.from(`rb-${upload}-${String(index).padStart(8, '0')}`).toString('base64');
       ids.push(id);
       const p = blob
         .stageBlock(id, data, data.length, { abortSignal: options.signal })
@@ -94,28 +204,109 @@ export class BlobDestination implements Destination {
       return p;
     };
     try {
+      const plan = planBlocks(this.tuning.blockSize, options.sizeHint);
       let index = 0;
-      const sizeOf = (i: number) => this.tuning.blockSize * 2 ** Math.min(4, Math.floor(i / BLOCKS_PER_STEP));
-      for await (const block of blocks(body, sizeOf, this.pool)) {
+      for await (const block of blocks(body, plan.sizeOf, this.pool)) {
         if (failure) break;
+        if (index >= MAX_BLOCKS) {
+          this.pool.give(block.buffer);
+          throw new TooBigError(`the archive grew past ${formatSize(plan.capacity)} (${MAX_BLOCKS.toLocaleString('en-US')} blocks), the most this upload can hold${options.sizeHint ? ` (its size was expected to be about ${formatSize(options.sizeHint)})` : ''}; nothing was committed. Use a folder destination for this repository, or leave it out with the repositories filter.`);
+        }
         void stage(index++, block);
         while (inFlight.size >= this.tuning.parallelBlocks && !failure) await Promise.race(inFlight);
       }
       await Promise.all(inFlight);
       if (failure) throw failure;
       if (options.signal?.aborted) throw options.signal.reason;
-      await blob.commitBlockList(ids, {
-        abortSignal: options.signal,
-        conditions: { ifNoneMatch: '*' },
-        metadata: options.metadata?.(),
-        tier: options.defaultTier ? undefined : this.tier || undefined,
-        blobHTTPHeaders: { blobContentType: options.contentType ?? 'application/octet-stream' },
-      });
+      await this.commit(blob, ids, options);
     } catch (err) {
       body.destroy();
-      throw blobError(err, name);
+      await Promise.allSettled(inFlight);
+      if (err instanceof TooBigError) throw new TooBigError(`'${name}': ${err.message}`);
+      throw blobError(err, name, this.policy);
     }
   }
+
+  private async commit(blob: BlockBlobClient, ids: string[], options: PutOptions): Promise<void> {
+    const tier = options.defaultTier || this.tierRefusal ? undefined : this.tier || undefined;
+    const common = {
+      abortSignal: options.signal,
+      metadata: options.metadata?.(),
+      tier,
+      blobHTTPHeaders: { blobContentType: options.contentType ?? 'application/octet-stream' },
+    };
+    try {
+      await blob.commitBlockList(ids, { ...common, conditions: { ifNoneMatch: '*' } });
+    } catch (err) {
+      if (tier && tierRefused(err)) {
+        this.refuseTier(err);
+        return this.commit(blob, ids, options);
+      }
+      if (isNameTaken(err) && (await this.ownCommit(blob, ids, common))) return;
+      throw err;
+    }
+  }
+
+  /**
+   * After a taken-name answer: is the blob there this upload's own commit (sent twice, the first answer lost)?
+   * Commits the same ids again, from the committed list only, without a condition: only a blob made of exactly
+   * these blocks accepts that, and it is stored again as it is (same bytes, metadata, type and tier).
+   */
+  private async ownCommit(blob: BlockBlobClient, ids: string[], common: { abortSignal?: AbortSignal; metadata?: Metadata; tier?: string; blobHTTPHeaders: { blobContentType: string } }): Promise<boolean> {
+    if (ids.length === 0) return false; // an empty blob has no blocks to recognise it by
+    const context = (blob as unknown as { blockBlobContext?: BlockBlobContext }).blockBlobContext;
+    if (!context?.commitBlockList) return false;
+    try {
+      await context.commitBlockList({ committed: ids }, {
+        abortSignal: common.abortSignal,
+        metadata: common.metadata,
+        tier: common.tier,
+        blobHttpHeaders: common.blobHTTPHeaders,
+      });
+      return true;
+    } catch {
+      // InvalidBlockList: someone else's blob (left untouched); anything else: cannot tell, so the name counts as taken.
+      return false;
+    }
+  }
+
+  private refuseTier(err: unknown): void {
+    if (this.tierRefusal) return;
+    const e = err as { statusCode?: number; code?: string; details?: { errorCode?: string } };
+    const code = e?.details?.errorCode ?? e?.code ?? '';
+    this.tierRefusal = `${e?.statusCode ?? ''} ${code}`.trim();
+    this.notes.push(`accessTier '${this.tier}' was refused by the storage account (${this.tierRefusal}): ` +
+      (/AccountType/i.test(code) ? 'the account type does not support that tier' : 'the account does not accept an access tier on upload') +
+      ` (Archive is not available on ZRS, GZRS and RA-GZRS accounts; premium and general-purpose v1 accounts take no tier). The archives of this run were stored in the account's default tier instead. ` +
+      'Leave accessTier empty (a lifecycle management rule can move blobs to a cooler tier later), or choose a tier the account supports.');
+  }
+}
+
+/** The generated client the storage SDK's BlockBlobClient wraps: it accepts committed-list block ids. */
+interface BlockBlobContext {
+  commitBlockList(blocks: { committed?: string[]; uncommitted?: string[]; latest?: string[] }, options: {
+    abortSignal?: AbortSignal; metadata?: Metadata; tier?: string; blobHttpHeaders?: { blobContentType?: string };
+  }): Promise<unknown>;
+}
+
+function errorCode(err: unknown): { status?: number; code: string; text: string } {
+  const e = err as { statusCode?: number; code?: string; message?: string; details?: { errorCode?: string; HeaderName?: string; headerName?: string } };
+  const code = e?.details?.errorCode ?? e?.code ?? '';
+  const header = e?.details?.HeaderName ?? e?.details?.headerName ?? '';
+  return { status: e?.statusCode, code, text: `${code} ${header} ${e?.message ?? ''}` };
+}
+
+/** The account refuses the access tier: 409 BlobAccessTierNotSupportedForAccountType, or 400 InvalidHeaderValue naming x-ms-access-tier. */
+export function tierRefused(err: unknown): boolean {
+  const { status, code, text } = errorCode(err);
+  if (status === 409 && /BlobAccessTierNotSupportedForAccountType/i.test(code)) return true;
+  return status === 400 && /InvalidHeaderValue/i.test(code) && /x-ms-access-tier/i.test(text);
+}
+
+/** The commit's only condition is If-None-Match: *, so 409 BlobAlreadyExists or 412 ConditionNotMet means the name is taken. */
+function isNameTaken(err: unknown): boolean {
+  const { status, text } = errorCode(err);
+  return (status === 409 && /BlobAlreadyExists/i.test(text)) || (status === 412 && /ConditionNotMet/i.test(text));
 }
 
 interface Block {
@@ -161,7 +352,6 @@ async function* blocks(body: Readable, sizeOf: (index: number) => number, pool: 
         const n = chunk.copy(buffer, length, offset);
         length += n;
         offset += n;
-        if (offset === chunk.length) releaseArchiveChunk(chunk);
         if (length === buffer.length) {
           const full = buffer;
           buffer = undefined;
@@ -218,13 +408,15 @@ async function* chunksOf(body: Readable): AsyncGenerator<Buffer> {
   }
 }
 
-function blobError(err: unknown, name: string): Error {
-  const e = err as { statusCode?: number; code?: string; message?: string; details?: { errorCode?: string } };
+function blobError(err: unknown, name: string, policy?: string): Error {
+  const e = err as { statusCode?: number; code?: string; message?: string; details?: { errorCode?: string }; name?: string };
+  if (err instanceof AlreadyExistsError) return err;
   const code = e?.details?.errorCode ?? e?.code;
-  if (e?.statusCode === 409 && /BlobAlreadyExists/i.test(`${code} ${e.message}`)) return new AlreadyExistsError(name);
-  // The commit's only condition is If-None-Match: *, so a failed condition means the name is taken.
-  if (e?.statusCode === 412 && /ConditionNotMet/i.test(`${code} ${e.message}`)) return new AlreadyExistsError(name);
+  if (isNameTaken(err)) return new AlreadyExistsError(name);
   if (e?.statusCode === 403) {
+    if (policy) {
+      return new Error(`Blob storage refused '${name}' (403 ${code ?? ''}): the stored access policy '${policy}' the SAS is bound to lacks write (w) rights, has expired or was removed, or the storage firewall blocks this agent.`);
+    }
     return new Error(`Blob storage refused '${name}' (403 ${code ?? ''}): the SAS lacks create/write rights, has expired, or the storage firewall blocks this agent.`);
   }
   const message = redact(String(e?.message ?? err).split('\n')[0]);
@@ -244,6 +436,17 @@ export class FolderDestination implements Destination {
   }
 
   async put(name: string, body: Readable, options: PutOptions = {}): Promise<void> {
+    try {
+      await this.store(name, body, options);
+    } catch (err) {
+      // Whatever failed (the folder, the write, the publish), the body is stopped: a producer piped into it would
+      // otherwise wait for a reader for ever.
+      body.destroy();
+      throw err;
+    }
+  }
+
+  private async store(name: string, body: Readable, options: PutOptions): Promise<void> {
     const target = path.join(this.root, ...name.split('/'));
     await fsp.mkdir(path.dirname(target), { recursive: true });
     const temp = path.join(path.dirname(target), `.${path.basename(target)}.partial-${randomBytes(4).toString('hex')}`);

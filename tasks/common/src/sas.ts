@@ -7,9 +7,40 @@ export interface ContainerSas {
   /** The container URL without the query, safe to log. */
   containerUrl: string;
   container: string;
+  /** The `sp` letters; empty when the SAS is bound to a stored access policy that holds them (`policy`). */
   permissions: string;
   expiresOn?: Date;
+  /** The stored access policy (`si=`) the SAS is bound to, if any. */
+  policy?: string;
+  /** True when the permissions live in the stored access policy (`si=` without `sp=`): they cannot be checked up front. */
+  permissionsInPolicy: boolean;
 }
+
+/** What a task needs of a container SAS. */
+export interface SasNeeds {
+  /** Permission letters of which at least one must be granted. */
+  anyOf?: string[];
+  /** Permission letters that must all be granted. */
+  allOf?: string[];
+  /**
+   * Every letter the task can use. Set it to have any other granted letter (delete, list, read…) warned about once,
+   * as more than the task needs; leave it out to accept any extra right silently.
+   */
+  allowed?: string;
+  /** What the SAS is for, in messages: `uploading backups`. */
+  purpose: string;
+}
+
+/**
+ * A backup stages blocks (Put Block) and commits them (Put Block List): both need write (`w`); create (`c`) alone is
+ * refused with 403 on the first block. `c` is harmless beside `w`; anything else is more than a backup uses.
+ */
+export const BACKUP_SAS_NEEDS: SasNeeds = { allOf: ['w'], allowed: 'cw', purpose: 'uploading backups' };
+
+const PERMISSION_NAMES: Record<string, string> = {
+  r: 'read', a: 'add', c: 'create', w: 'write', d: 'delete', x: 'delete versions', y: 'permanent delete', l: 'list',
+  t: 'tags', f: 'find by tags', m: 'move', e: 'execute', o: 'ownership', p: 'permissions', i: 'set immutability policy',
+};
 
 const EMULATOR_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
 
@@ -24,7 +55,7 @@ export function isEmulatorHost(url: URL): boolean {
 export function parseContainerSas(
   raw: string,
   input: string,
-  needs: { anyOf?: string[]; allOf?: string[]; purpose: string },
+  needs: SasNeeds,
   log: Logger,
   now = new Date(),
 ): ContainerSas {
@@ -56,11 +87,32 @@ export function parseContainerSas(
       : 'names no container. Use https://<account>.blob.core.windows.net/<container>?<sas>.');
   }
   const permissions = q.get('sp') ?? '';
-  if (needs.anyOf && !needs.anyOf.some((p) => permissions.includes(p))) {
-    throw new InputError(input, `grants sp=${permissions || '(none)'}; ${needs.purpose} needs ${needs.anyOf.join(' or ')} (create/write). Generate the SAS with --permissions ${needs.anyOf.join('')}.`);
-  }
-  if (needs.allOf && !needs.allOf.every((p) => permissions.includes(p))) {
-    throw new InputError(input, `grants sp=${permissions || '(none)'}; ${needs.purpose} needs ${needs.allOf.join(' and ')}. Generate the SAS with --permissions ${needs.allOf.join('')}.`);
+  const policy = q.get('si') || undefined;
+  const permissionsInPolicy = !!policy && !permissions;
+  if (permissionsInPolicy) {
+    // Bound to a stored access policy: the rights (and usually the expiry) live in the container's policy, which
+    // only the account key can read. The first request proves them; say once where to look when it is refused.
+    log.info(`Input '${input}': the SAS is bound to the stored access policy '${policy}' (si=${policy}); its permissions and expiry are set in that policy on the container, not in the URL, so they are checked by the storage service on the first request. ${needs.purpose} needs ${describeNeeds(needs)}.`);
+  } else {
+    if (!permissions) {
+      throw new InputError(input, `grants no permissions (no sp=…, and no stored access policy si=…). Generate the SAS with --permissions ${suggested(needs)}, or bind it to a stored access policy of the container.`);
+    }
+    if (needs.anyOf && !needs.anyOf.some((p) => permissions.includes(p))) {
+      throw new InputError(input, `grants sp=${permissions}; ${needs.purpose} needs ${letters(needs.anyOf, 'or')}. Generate the SAS with --permissions ${suggested(needs)}.`);
+    }
+    const missing = (needs.allOf ?? []).filter((p) => !permissions.includes(p));
+    if (missing.length > 0) {
+      const why = missing.includes('w') && permissions.includes('c')
+        ? ' (create alone cannot stage the blocks an upload is made of: every Put Block would be refused with 403)'
+        : '';
+      throw new InputError(input, `grants sp=${permissions}; ${needs.purpose} needs ${letters(needs.allOf ?? [], 'and')}; ${missing.join(', ')} ${missing.length === 1 ? 'is' : 'are'} missing${why}. Generate the SAS with --permissions ${suggested(needs)}.`);
+    }
+    if (needs.allowed !== undefined) {
+      const extra = [...new Set(permissions)].filter((p) => !needs.allowed!.includes(p) && !(needs.allOf ?? []).includes(p) && !(needs.anyOf ?? []).includes(p));
+      if (extra.length > 0) {
+        log.warn(`Input '${input}': the SAS grants ${letters(extra, 'and')}, more than ${needs.purpose} needs (${describeNeeds(needs)}); anyone who obtains it can use those rights too. Generate it with --permissions ${suggested(needs)}.`);
+      }
+    }
   }
   const se = q.get('se');
   let expiresOn: Date | undefined;
@@ -78,5 +130,24 @@ export function parseContainerSas(
     throw new InputError(input, `is not valid before ${st} (st). Use a SAS whose start time has passed.`);
   }
   const containerUrl = `${url.origin}/${url.pathname.split('/').filter(Boolean).join('/')}`;
-  return { url, containerUrl, container: segments[containerIndex], permissions, expiresOn };
+  return { url, containerUrl, container: segments[containerIndex], permissions, expiresOn, policy, permissionsInPolicy };
+}
+
+/** `r and l (read and list)`. */
+function letters(list: string[], joiner: 'and' | 'or'): string {
+  const join = (items: string[]) => (items.length <= 2 ? items.join(` ${joiner} `) : `${items.slice(0, -1).join(', ')} ${joiner} ${items.at(-1)}`);
+  return `${join(list)} (${join(list.map((l) => PERMISSION_NAMES[l] ?? l))})`;
+}
+
+/** The letters to generate the SAS with: everything allowed (in `racwdxltmeop` order), else what is needed. */
+function suggested(needs: SasNeeds): string {
+  const letters = new Set([...(needs.allowed ?? ''), ...(needs.allOf ?? []), ...(needs.anyOf ?? [])]);
+  return [...'racwdxyltfmeopi'].filter((l) => letters.has(l)).join('');
+}
+
+function describeNeeds(needs: SasNeeds): string {
+  const parts: string[] = [];
+  if (needs.allOf?.length) parts.push(letters(needs.allOf, 'and'));
+  if (needs.anyOf?.length) parts.push(letters(needs.anyOf, 'or'));
+  return parts.join(', plus ') || 'no particular right';
 }

@@ -125,6 +125,7 @@ export async function runBackup(settings: BackupSettings, deps: BackupDeps): Pro
     log.warn(`${names.renamed} name(s) of this run already existed at ${destination.description} (a rerun of the same job attempt, or objects put there by other means). Nothing was overwritten: this run's copies are stored under names ending in ~2, ~3, …, as the manifest records.`);
   }
 
+  for (const w of destination.warnings?.() ?? []) warn(w);
   const report: RunReport = { results, startedAt, finishedAt: new Date(), warnings, gaps: coverage.gaps };
   const manifest = JSON.stringify(buildManifest(settings, plan, report, destination.description), null, 2);
   const manifestName = await storeUnderFreeName(plan.manifestName, names, log, 'the manifest', (name) =>
@@ -199,6 +200,7 @@ async function preflight(settings: BackupSettings, deps: BackupDeps): Promise<vo
     throw new RunError('git-lfs is not installed on this agent. Install it (e.g. apt-get install git-lfs) or set includeLfs: false.');
   }
   deps.log.debug(`${version}`);
+  await deps.destination?.check?.(deps.signal);
 }
 
 /**
@@ -307,7 +309,7 @@ class RepoWorker {
       // A branch points at a commit: its id is in the ref list already (one git process less per repository).
       const head = repo.defaultBranch ? refs.find((r) => r.name === repo.defaultBranch)?.oid : undefined;
       const stored = await storeUnderFreeName(planned.archive, this.names, log, label, (name) =>
-        withRetry(`storing ${label}`, () => this.store(planned, name, dir, { refs: refs.length, lfsObjects: files.lfsObjects }),
+        withRetry(`storing ${label}`, () => this.store(planned, name, dir, { refs: refs.length, lfsObjects: files.lfsObjects, bytes: files.bytes }),
           classifyStoreError, log, policy, signal));
       const result: RepoResult = {
         repo, status: 'ok', archive: stored.name, sha256: stored.value.sha256, size: stored.value.bytes, refs: refs.length, head,
@@ -343,13 +345,14 @@ class RepoWorker {
     this.inFlight.set(dir, { granted: bytes });
   }
 
-  private async store(planned: PlannedRepo, name: string, dir: string, facts: { refs: number; lfsObjects: number }) {
+  private async store(planned: PlannedRepo, name: string, dir: string, facts: { refs: number; lfsObjects: number; bytes: number }) {
     const { repo } = planned;
     const archive = createArchiveStream(dir, this.settings.archiveFormat);
     const hashing = new HashingStream();
     const piping = pipeline(archive, hashing);
     const putting = this.destination.put(name, hashing, {
       signal: this.deps.signal,
+      sizeHint: facts.bytes,
       contentType: this.settings.archiveFormat === 'zip' ? 'application/zip' : 'application/gzip',
       metadata: () => ({
         sha256: hashing.sha256,

@@ -7,7 +7,7 @@ import {
   Organization, readBoolean, readContainerSasInput, readCredentials, readFolderInput, readInteger, readOrganization, readPickList, readRetryPolicy, readTempDir,
 } from '../../../common/src/inputs';
 import { RetryPolicy } from '../../../common/src/retry';
-import { ContainerSas } from '../../../common/src/sas';
+import { BACKUP_SAS_NEEDS, ContainerSas } from '../../../common/src/sas';
 import { parseFilter, RepoFilter } from './filter';
 
 export type DestinationSettings =
@@ -77,7 +77,7 @@ export async function readBackupSettings(host: TaskHost, taskVersion: string, no
 async function readDestination(host: TaskHost, now: Date): Promise<DestinationSettings> {
   const kind = readPickList(host, 'destination', ['azureBlob', 'folder'] as const, 'azureBlob');
   if (kind === 'azureBlob') {
-    const sas = readContainerSasInput(host, 'sasUrl', { anyOf: ['c', 'w'], purpose: 'uploading backups' },
+    const sas = readContainerSasInput(host, 'sasUrl', BACKUP_SAS_NEEDS,
       'Give a container SAS URL with create+write rights (store it as a secret variable, e.g. sasUrl: $(BackupSasUrl)), or set destination: folder.', now);
     const accessTier = readPickList(host, 'accessTier', ['', 'Hot', 'Cool', 'Cold', 'Archive'] as const, '');
     return { kind, sas, accessTier: accessTier || undefined };
