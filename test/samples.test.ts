@@ -7,6 +7,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { isMap, isScalar, isSeq, parseAllDocuments, parseDocument } from 'yaml';
+import { RUN_LAYOUT } from '../tasks/RepoBackup/RepoBackupV1/src/plan';
 
 const root = path.resolve(__dirname, '..', '..');
 const samples = path.join(root, 'samples');
@@ -229,22 +230,46 @@ describe('samples and overview.md', () => {
             else assert.ok(['tierToCool', 'tierToCold', 'tierToHot', 'tierToArchive', 'delete'].includes(action), `unknown ${group} action ${action}`);
             if (action === 'enableAutoTierToHotFromCool') continue;
             const keys = Object.keys(cond as Json);
-            assert.strictEqual(keys.length, 1, `${group}.${action} has one condition`);
-            assert.ok(CONDITIONS.includes(keys[0]), `${group}.${action}: unknown condition ${keys[0]}`);
-            if (group !== 'baseBlob') assert.strictEqual(keys[0], 'daysAfterCreationGreaterThan', `${group}.${action} counts from creation`);
-            const days = (cond as Json)[keys[0]];
-            assert.ok(Number.isInteger(days) && days >= 0, `${group}.${action} days`);
+            // The service takes one age condition per action; tierToArchive may add daysAfterLastTierChangeGreaterThan to it.
+            const guard = group === 'baseBlob' && action === 'tierToArchive' && keys.length === 2 && keys.includes('daysAfterLastTierChangeGreaterThan');
+            assert.ok(keys.length === 1 || guard, `${group}.${action} has one condition (tierToArchive: plus daysAfterLastTierChangeGreaterThan)`);
+            if (guard) assert.ok(keys.includes('daysAfterModificationGreaterThan'), 'daysAfterLastTierChangeGreaterThan goes with daysAfterModificationGreaterThan');
+            if (keys.length === 1) assert.notStrictEqual(keys[0], 'daysAfterLastTierChangeGreaterThan', `${group}.${action}: daysAfterLastTierChangeGreaterThan alone`);
+            for (const k of keys) assert.ok(CONDITIONS.includes(k), `${group}.${action}: unknown condition ${k}`);
+            if (group !== 'baseBlob') assert.deepStrictEqual(keys, ['daysAfterCreationGreaterThan'], `${group}.${action} counts from creation`);
+            for (const k of keys) {
+              const days = (cond as Json)[k];
+              assert.ok(Number.isInteger(days) && days >= 0, `${group}.${action}.${k} days`);
+            }
           }
         }
       }
     });
 
-    it('moves backups to Cool after 30 days, Archive after 90 and deletes them after 400', () => {
-      const base = policy().rules[0].definition.actions.baseBlob;
+    const ruleFor = (prefix: string) => (policy().rules as Json[]).find((r) => r.definition.filters.prefixMatch.includes(prefix));
+
+    it('moves archives to Cool after 30 days, Archive after 90 and deletes them after 400; a rehydrated one stays online 14 days', () => {
+      const rule = ruleFor(`repo-backups/${RUN_LAYOUT.archives}/`);
+      assert.ok(rule, `a rule for repo-backups/${RUN_LAYOUT.archives}/`);
+      const base = rule.definition.actions.baseBlob;
       const d = (a: string) => base[a]?.daysAfterModificationGreaterThan;
       assert.deepStrictEqual([d('tierToCool'), d('tierToArchive'), d('delete')], [30, 90, 400]);
+      assert.strictEqual(base.tierToArchive.daysAfterLastTierChangeGreaterThan, 14, 're-tier guard');
       // Archive charges for deletion within 180 days of the move.
       assert.ok(d('delete') >= d('tierToArchive') + 180, 'delete at least 180 days after the move to Archive');
+    });
+
+    it('never tiers manifests, and deletes them before the archives they list', () => {
+      const manifest = `repo-backups/${RUN_LAYOUT.manifests}/contoso/2026-11-27/1.1/manifest.json`;
+      const covering = (policy().rules as Json[]).filter((r) => r.definition.filters.prefixMatch.some((p: string) => manifest.startsWith(p)));
+      assert.deepStrictEqual(covering.map((r) => r.name), [ruleFor(`repo-backups/${RUN_LAYOUT.manifests}/`)?.name]);
+      for (const r of covering) {
+        assert.deepStrictEqual(Object.keys(r.definition.actions.baseBlob), ['delete'], `${r.name}: manifests are only deleted`);
+      }
+      const archivesDelete = ruleFor(`repo-backups/${RUN_LAYOUT.archives}/`)!.definition.actions.baseBlob.delete.daysAfterModificationGreaterThan;
+      const manifestsDelete = covering[0].definition.actions.baseBlob.delete.daysAfterModificationGreaterThan;
+      // A manifest is written after its job's archives: deleted 5 days earlier, it never outlives them (for jobs under 5 days).
+      assert.strictEqual(archivesDelete - manifestsDelete, 5);
     });
   });
 
@@ -286,7 +311,9 @@ describe('samples and overview.md', () => {
         assert.match(calls, /--allow-blob-public-access false/);
         assert.match(calls, /az storage container-rm create .*--name bk/);
         assert.match(calls, /--enable-versioning true/);
-        assert.match(calls, /"prefixMatch": \["bk\/"\]/);
+        assert.match(calls, /"prefixMatch": \["bk\/archives\/"\]/);
+        assert.match(calls, /"prefixMatch": \["bk\/manifests\/"\]/);
+        assert.doesNotMatch(calls, /repo-backups/, 'every prefix names the container');
         assert.match(calls, /az storage container generate-sas .*--name bk --permissions cw --expiry 2030-01-01T00:00Z --https-only/);
         assert.match(r.stdout, /https:\/\/contosobackup\.blob\.core\.windows\.net\/bk\?sv=.*sp=cw/);
         assert.doesNotMatch(r.stdout + r.stderr, /FAKEKEY/, 'the account key is not printed');
