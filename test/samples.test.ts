@@ -289,8 +289,8 @@ describe('samples and overview.md', () => {
       assert.strictEqual(r.status, 0, r.stdout + r.stderr);
     });
 
-    it('with a stand-in az: creates the storage, applies the policy for the container and makes a cw SAS', function () {
-      if (!posixShell) this.skip();
+    /** Runs setup-storage.sh with a stand-in `az` on PATH that logs its calls (and the policy file it is given). */
+    function withFakeAz(env: Record<string, string>): { status: number | null; stdout: string; stderr: string; calls: string } {
       const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'repobackup-fake-az-'));
       try {
         const log = path.join(dir, 'az.log');
@@ -301,25 +301,95 @@ describe('samples and overview.md', () => {
           'case "$*" in *"keys list"*) echo FAKEKEY==;; *generate-sas*) echo "sv=2022-11-02&se=2030-01-01T00%3A00Z&sr=c&sp=cw&sig=abc";; esac',
           '',
         ].join('\n'), { mode: 0o755 });
+        fs.writeFileSync(log, '');
         const r = spawnSync('bash', [script], {
           encoding: 'utf8',
-          env: { ...process.env, PATH: `${dir}${path.delimiter}${process.env.PATH}`, ACCOUNT: 'contosobackup', CONTAINER: 'bk', PROTECTION: 'versioning', EXPIRY: '2030-01-01T00:00Z' },
+          env: { ...process.env, PATH: `${dir}${path.delimiter}${process.env.PATH}`, ACCOUNT: 'contosobackup', CONTAINER: 'bk', ...env },
         });
-        assert.strictEqual(r.status, 0, r.stdout + r.stderr);
-        const calls = fs.readFileSync(log, 'utf8');
-        assert.match(calls, /az storage account create .*--sku Standard_GRS/);
-        assert.match(calls, /--allow-blob-public-access false/);
-        assert.match(calls, /az storage container-rm create .*--name bk/);
-        assert.match(calls, /--enable-versioning true/);
-        assert.match(calls, /"prefixMatch": \["bk\/archives\/"\]/);
-        assert.match(calls, /"prefixMatch": \["bk\/manifests\/"\]/);
-        assert.doesNotMatch(calls, /repo-backups/, 'every prefix names the container');
-        assert.match(calls, /az storage container generate-sas .*--name bk --permissions cw --expiry 2030-01-01T00:00Z --https-only/);
-        assert.match(r.stdout, /https:\/\/contosobackup\.blob\.core\.windows\.net\/bk\?sv=.*sp=cw/);
-        assert.doesNotMatch(r.stdout + r.stderr, /FAKEKEY/, 'the account key is not printed');
+        return { status: r.status, stdout: r.stdout, stderr: r.stderr, calls: fs.readFileSync(log, 'utf8') };
       } finally {
         fs.rmSync(dir, { recursive: true, force: true });
       }
+    }
+
+    it('with a stand-in az: creates the storage, applies the policy for the container and makes a cw SAS', function () {
+      if (!posixShell) this.skip();
+      const r = withFakeAz({ PROTECTION: 'versioning', EXPIRY: '2030-01-01T00:00Z' });
+      assert.strictEqual(r.status, 0, r.stdout + r.stderr);
+      const calls = r.calls;
+      assert.match(calls, /az storage account create .*--sku Standard_GRS/);
+      assert.match(calls, /--allow-blob-public-access false/);
+      assert.match(calls, /az storage container-rm create .*--name bk/);
+      assert.match(calls, /--enable-versioning true/);
+      assert.match(calls, /"prefixMatch": \["bk\/archives\/"\]/);
+      assert.match(calls, /"prefixMatch": \["bk\/manifests\/"\]/);
+      assert.doesNotMatch(calls, /repo-backups/, 'every prefix names the container');
+      assert.match(calls, /az storage container generate-sas .*--name bk --permissions cw --expiry 2030-01-01T00:00Z --https-only/);
+      assert.match(r.stdout, /https:\/\/contosobackup\.blob\.core\.windows\.net\/bk\?sv=.*sp=cw/);
+      assert.doesNotMatch(r.stdout + r.stderr, /FAKEKEY/, 'the account key is not printed');
     });
+
+    it('turns protection on by default, expires the SAS in a year by default, and says plainly what PROTECTION=none leaves open', function () {
+      if (!posixShell) this.skip();
+      const byDefault = withFakeAz({});
+      assert.strictEqual(byDefault.status, 0, byDefault.stdout + byDefault.stderr);
+      assert.match(byDefault.calls, /blob-service-properties update .*--enable-versioning true .*--enable-delete-retention true/);
+      const expiry = /--permissions cw --expiry (\S+)/.exec(byDefault.calls)?.[1];
+      const days = (Date.parse(expiry!.replace(/Z$/, ':00Z')) - Date.now()) / 86_400_000;
+      assert.ok(days > 360 && days < 370, `default expiry ${expiry} is a year from now (${days.toFixed(1)} days)`);
+      const worm = withFakeAz({ PROTECTION: 'immutability', IMMUTABLE_DAYS: '200' });
+      assert.match(worm.calls, /container immutability-policy create .*--period 200/);
+      const none = withFakeAz({ PROTECTION: 'none' });
+      assert.strictEqual(none.status, 0);
+      assert.doesNotMatch(none.calls, /enable-versioning|immutability-policy/);
+      assert.match(none.stderr, /WARNING: no versioning or immutability .*anyone holding the SAS can overwrite\s+every backup/s);
+      assert.strictEqual(withFakeAz({ PROTECTION: 'sometimes' }).status, 2);
+      assert.strictEqual(withFakeAz({ PROTECTION: 'immutability', IMMUTABLE_DAYS: 'forever' }).status, 2);
+    });
+  });
+
+  describe('dates that expire', () => {
+    const YEAR_MS = 365 * 86_400_000;
+    /** Lines that set an expiry (`--expiry`, `se=`, `EXPIRY`, "expires …") with a literal date before `limit`. */
+    function expiringDates(text: string, where: string, limit: Date): string[] {
+      const out: string[] = [];
+      text.split('\n').forEach((line, i) => {
+        if (!/expir|\bse=/i.test(line)) return;
+        for (const m of line.matchAll(/\b(20\d\d)-(\d\d)-(\d\d)/g)) {
+          if (Date.UTC(+m[1], +m[2] - 1, +m[3]) < limit.getTime()) out.push(`${where}:${i + 1}: ${m[0]} in: ${line.trim()}`);
+        }
+      });
+      return out;
+    }
+
+    it('the check flags a literal expiry date that has passed or is within a year', () => {
+      const now = new Date('2026-11-27T00:00:00Z');
+      const limit = new Date(now.getTime() + YEAR_MS);
+      assert.strictEqual(expiringDates('--permissions cw --expiry 2026-12-31T00:00Z', 'x', limit).length, 1);
+      assert.strictEqual(expiringDates('...&se=2025-01-01T00%3A00Z&sig=…', 'x', limit).length, 1);
+      assert.strictEqual(expiringDates('--expiry 2030-01-01', 'x', limit).length, 0);
+      assert.strictEqual(expiringDates('archive: contoso/2026-12-02/1234.1/api.zip', 'x', limit).length, 0, 'a run folder is no expiry');
+    });
+
+    it('README.md, overview.md, the samples and the task.json files give no SAS expiry that has passed or is within a year', () => {
+      const files = ['README.md', 'overview.md', ...fs.readdirSync(samples).map((f) => `samples/${f}`),
+        'tasks/RepoBackup/RepoBackupV1/task.json', 'tasks/RepoRestore/RepoRestoreV1/task.json'];
+      const limit = new Date(Date.now() + YEAR_MS);
+      let expiryLines = 0;
+      const found: string[] = [];
+      for (const f of files) {
+        const text = fs.readFileSync(path.join(root, f), 'utf8');
+        expiryLines += text.split('\n').filter((l) => /expir|\bse=/i.test(l)).length;
+        found.push(...expiringDates(text, f, limit));
+      }
+      assert.ok(expiryLines >= 5, `the docs talk about expiry (${expiryLines} lines scanned)`);
+      assert.deepStrictEqual(found, [], 'use a computed date, e.g. --expiry "$(date -u -d \'+1 year\' +%Y-%m-%d)"');
+    });
+  });
+
+  it('both task.json files point helpUrl at this extension\'s Marketplace page (vss-extension.json publisher and id)', () => {
+    const ext = readJson(path.join(root, 'vss-extension.json'));
+    const want = `https://marketplace.visualstudio.com/items?itemName=${ext.publisher}.${ext.id}`;
+    for (const [name, major] of [['RepoBackup', 1], ['RepoRestore', 1]] as const) assert.strictEqual(taskJson(name, major)?.helpUrl, want, `${name}@${major}`);
   });
 });
