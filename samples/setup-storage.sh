@@ -12,15 +12,21 @@
 #   SKU              Standard_GRS or Standard_RAGRS (geo-redundant, supports the Archive tier)  [Standard_GRS]
 #   CONTAINER        container name                                          [repo-backups]
 #   PROTECTION       versioning | immutability | none                         [versioning]
+#                      The backup SAS needs write (w), and w lets anyone holding the SAS overwrite an existing
+#                      blob (the task's own uploads never do; an attacker's can). Protection is what keeps older
+#                      backups alive after a leak:
 #                      versioning:   blob versioning + 30-day soft delete for blobs and containers; an
-#                                    overwritten or deleted backup can be recovered
+#                                    overwritten backup survives as a previous version (a cw SAS cannot delete
+#                                    versions), a deleted one is recoverable for 30 days
 #                      immutability: a time-based retention (WORM) policy on the container: no blob can be
 #                                    changed or deleted for IMMUTABLE_DAYS (left unlocked; lock it yourself
 #                                    with `az storage container immutability-policy lock` once you are sure)
+#                      none:         nothing: anyone holding the SAS can overwrite every backup, and an
+#                                    overwritten backup is gone
 #   IMMUTABLE_DAYS   retention for PROTECTION=immutability                     [365]
-#   POLICY_FILE      lifecycle policy to apply; its "repo-backups/" prefix is replaced by "$CONTAINER/"
+#   POLICY_FILE      lifecycle policy to apply; its "repo-backups/" prefixes are replaced by "$CONTAINER/"
 #                                                                             [lifecycle-policy.json beside this script]
-#   EXPIRY           SAS expiry, UTC, e.g. 2026-12-31T00:00Z                   [one year from now]
+#   EXPIRY           SAS expiry, UTC, as YYYY-MM-DDTHH:MMZ                   [one year from now]
 #
 # The SAS is signed with the account key; to revoke it early, rotate that key (key1).
 set -euo pipefail
@@ -43,6 +49,9 @@ case "$PROTECTION" in
   versioning | immutability | none) ;;
   *) echo "PROTECTION must be versioning, immutability or none (got '$PROTECTION')" >&2; exit 2 ;;
 esac
+if [[ ! "$IMMUTABLE_DAYS" =~ ^[1-9][0-9]*$ ]]; then
+  echo "IMMUTABLE_DAYS must be a whole number of days (got '$IMMUTABLE_DAYS')" >&2; exit 2
+fi
 case "$SKU" in
   Standard_GRS | Standard_RAGRS | Standard_LRS) ;;
   *) echo "SKU $SKU: the lifecycle policy moves blobs to Archive, which needs an LRS, GRS or RA-GRS account" >&2; exit 2 ;;
@@ -84,7 +93,8 @@ case "$PROTECTION" in
       --period "$IMMUTABLE_DAYS" --output none
     ;;
   none)
-    echo "== No versioning or immutability (PROTECTION=none)"
+    echo "== WARNING: no versioning or immutability (PROTECTION=none): anyone holding the SAS can overwrite" >&2
+    echo "   every backup in $CONTAINER, and an overwritten backup cannot be recovered." >&2
     ;;
 esac
 
@@ -108,10 +118,10 @@ Done. Store this URL as the secret pipeline variable BackupSasUrl ("Keep this va
 
   https://$ACCOUNT.blob.core.windows.net/$CONTAINER?$sas
 
-It can create and write blobs only: it cannot read, list or delete backups. It expires $EXPIRY;
-generate a new one before then with:
+It can create and write blobs only: it cannot read, list or delete backups. Write rights can still
+overwrite a blob: protection for that is $PROTECTION. It expires $EXPIRY; generate a new one before then with:
 
   az storage container generate-sas --account-name $ACCOUNT --name $CONTAINER \\
-    --permissions cw --expiry <date> --https-only --account-key "\$(az storage account keys list \\
+    --permissions cw --expiry "\$(date -u -d '+1 year' '+%Y-%m-%dT%H:%MZ')" --https-only --account-key "\$(az storage account keys list \\
     --resource-group $RESOURCE_GROUP --account-name $ACCOUNT --query '[0].value' --output tsv)" --output tsv
 EOT

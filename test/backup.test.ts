@@ -88,7 +88,9 @@ describe('RepoBackup@1 end to end', function () {
     const [manifest] = manifests(files);
     assert.ok(manifest, `a manifest among ${[...files.keys()]}`);
     assert.strictEqual(manifest.run.folder, `contoso/${new Date().toISOString().slice(0, 10)}/1234.1`);
-    assert.ok(files.has(`${manifest.run.folder}/manifest.json`));
+    assert.ok(files.has(`manifests/${manifest.run.folder}/manifest.json`));
+    assert.strictEqual(manifest.run.archives, `archives/${manifest.run.folder}`);
+    assert.strictEqual(manifest.run.manifests, `manifests/${manifest.run.folder}`);
     assert.strictEqual(manifest.repositories.length, corpus.all.length, 'wiki included, disabled listed');
     await assertStoredRun(files, manifest, [TOKEN, PAT, sig], 'zip');
 

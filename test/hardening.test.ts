@@ -127,6 +127,9 @@ describe('RepoBackup@1 hardening: faults, bad input, secrets', function () {
   /** Storage requests a task made: they carry a SAS (the test's own, e.g. creating a container, use the account key). */
   const sasRequests = () => azurite.requestUrls().filter((u) => /[?&]sig=/.test(u)).length;
   const runFolder = (id: number, attempt = 1) => `contoso/${new Date().toISOString().slice(0, 10)}/${id}.${attempt}`;
+  /** Where a run's archives and its manifests go (`archives/<run>/`, `manifests/<run>/`). */
+  const archiveFolder = (id: number, attempt = 1) => `archives/${runFolder(id, attempt)}`;
+  const manifestFolder = (id: number, attempt = 1) => `manifests/${runFolder(id, attempt)}`;
   const entryOf = (m: Manifest, name: string) => m.repositories.find((e) => e.repository === name)!;
   const leftovers = (tempDir: string) => fs.readdirSync(path.join(tempDir, 'agent-temp')).filter((n) => n.startsWith('repobackup-') && !n.endsWith('.md'));
   const gitRequests = (s: DevOpsStandIn, repo: string) =>
@@ -286,7 +289,7 @@ describe('RepoBackup@1 hardening: faults, bad input, secrets', function () {
         assert.ok(tries > 3 && tries <= 9, `${name}: ${tries} upload requests`);
       }
       // Nothing committed: no blob by that name, not even in the listing with uncommitted blobs.
-      for (const name of [`${manifest.run.folder}/Team Alpha/api.zip`, `${manifest.run.folder}/Team Alpha/assets.zip`]) {
+      for (const name of [`archives/${manifest.run.folder}/Team Alpha/api.zip`, `archives/${manifest.run.folder}/Team Alpha/assets.zip`]) {
         assert.ok(!files.has(name));
         await assert.rejects(client.getBlobClient(name).getProperties(), (e: { statusCode?: number }) => e.statusCode === 404);
       }
@@ -314,14 +317,15 @@ describe('RepoBackup@1 hardening: faults, bad input, secrets', function () {
     it('Blob: a pre-created blob and a rerun of the same job attempt are never overwritten; the run stores under ~2, ~3', async () => {
       const { client, sasUrl } = await container();
       const id = ++buildId;
-      const folder = runFolder(id);
+      const folder = archiveFolder(id);
+      const mfolder = manifestFolder(id);
       const squatter = Buffer.from('not a backup: put here by someone else');
       await client.getBlockBlobClient(`${folder}/Team Alpha/api.zip`).upload(squatter, squatter.length);
 
       const first = await backup({ sasUrl }, { variables: { 'Build.BuildId': String(id) } });
       assert.strictEqual(first.run.result?.result, 'Succeeded', first.run.stdout);
       let files = await readContainer(client);
-      const m1 = JSON.parse(files.get(`${folder}/manifest.json`)!.bytes.toString());
+      const m1 = JSON.parse(files.get(`${mfolder}/manifest.json`)!.bytes.toString());
       assert.strictEqual(entryOf(m1, 'api').archive, `${folder}/Team Alpha/api~2.zip`);
       assert.strictEqual(entryOf(m1, 'assets').archive, `${folder}/Team Alpha/assets.zip`);
       assert.deepStrictEqual(files.get(`${folder}/Team Alpha/api.zip`)!.bytes, squatter, 'the existing blob is untouched');
@@ -333,7 +337,7 @@ describe('RepoBackup@1 hardening: faults, bad input, secrets', function () {
       assert.strictEqual(rerun.run.result?.result, 'Succeeded', rerun.run.stdout);
       files = await readContainer(client);
       for (const [name, hash] of snapshot) assert.strictEqual(sha256(files.get(name)!.bytes), hash, `${name} unchanged`);
-      const m2: Manifest = JSON.parse(files.get(`${folder}/manifest~2.json`)!.bytes.toString());
+      const m2: Manifest = JSON.parse(files.get(`${mfolder}/manifest~2.json`)!.bytes.toString());
       assert.strictEqual(entryOf(m2, 'api').archive, `${folder}/Team Alpha/api~3.zip`);
       assert.strictEqual(entryOf(m2, 'assets').archive, `${folder}/Team Alpha/assets~2.zip`);
       assert.strictEqual(entryOf(m2, 'naïve repo').archive, `${folder}/Équipe Bêta/naïve repo~2.zip`);
@@ -343,17 +347,19 @@ describe('RepoBackup@1 hardening: faults, bad input, secrets', function () {
       const attempt2 = await backup({ sasUrl, repositories: 'Team Alpha/api' }, { variables: { 'Build.BuildId': String(id), 'System.JobAttempt': '2' } });
       assert.strictEqual(attempt2.run.result?.result, 'Succeeded');
       files = await readContainer(client);
-      assert.ok(files.has(`${runFolder(id, 2)}/Team Alpha/api.zip`) && files.has(`${runFolder(id, 2)}/manifest.json`));
+      assert.ok(files.has(`${archiveFolder(id, 2)}/Team Alpha/api.zip`) && files.has(`${manifestFolder(id, 2)}/manifest.json`));
       assert.ok(!issues(attempt2.run, 'warning').some((w) => /already existed/.test(w)));
     });
 
     it('folder: existing files (and a lone checksum file) are left alone; the run stores under names of its own', async () => {
       const root = tmpDir('taken');
       const id = ++buildId;
-      const folder = path.join(root, ...runFolder(id).split('/'));
-      const put = (rel: string, text: string) => {
-        fs.mkdirSync(path.dirname(path.join(folder, rel)), { recursive: true });
-        fs.writeFileSync(path.join(folder, rel), text);
+      // Manifests under manifests/<run>/, archives under archives/<run>/.
+      const rel = (name: string) => `${/^manifest/.test(name) ? manifestFolder(id) : archiveFolder(id)}/${name}`;
+      const put = (name: string, text: string) => {
+        const file = path.join(root, ...rel(name).split('/'));
+        fs.mkdirSync(path.dirname(file), { recursive: true });
+        fs.writeFileSync(file, text);
       };
       put('Team Alpha/api.zip', 'old api');
       put('Team Alpha/api~2.zip', 'old api 2');
@@ -362,7 +368,6 @@ describe('RepoBackup@1 hardening: faults, bad input, secrets', function () {
       const { run } = await backup({ destination: 'folder', folderPath: root }, { variables: { 'Build.BuildId': String(id) } });
       assert.strictEqual(run.result?.result, 'Succeeded', run.stdout);
       const files = readFolder(root);
-      const rel = (name: string) => `${runFolder(id)}/${name}`;
       assert.strictEqual(files.get(rel('Team Alpha/api.zip'))!.bytes.toString(), 'old api');
       assert.strictEqual(files.get(rel('Team Alpha/api~2.zip'))!.bytes.toString(), 'old api 2');
       assert.strictEqual(files.get(rel('Équipe Bêta/naïve repo.zip.sha256'))!.bytes.toString(), 'old checksum');

@@ -606,10 +606,10 @@ describe('extension package (.vsix)', function () {
         const out = tmpDir('pkg-backup-out');
         await backUp({ destination: 'folder', folderPath: out }, '4711');
         const files = listFiles(out).map(posix);
-        const run = /^contoso\/\d{4}-\d{2}-\d{2}\/4711\.1\//;
-        const archive = files.find((f) => run.test(f) && /\/Team Alpha\/api\.zip$/.test(f));
+        const run = /^(archives|manifests)\/contoso\/\d{4}-\d{2}-\d{2}\/4711\.1\//;
+        const archive = files.find((f) => run.test(f) && /^archives\/.*\/Team Alpha\/api\.zip$/.test(f));
         assert.ok(archive, `no Team Alpha/api.zip in ${files.join(', ')}`);
-        assert.ok(files.some((f) => run.test(f) && f.endsWith('/manifest.json')), `no manifest.json in ${files.join(', ')}`);
+        assert.ok(files.some((f) => run.test(f) && f.startsWith('manifests/') && f.endsWith('/manifest.json')), `no manifest.json in ${files.join(', ')}`);
         await checkZip(path.join(out, archive!));
       });
 
@@ -620,9 +620,9 @@ describe('extension package (.vsix)', function () {
         const blobs: Array<{ name: string; metadata?: Record<string, string> }> = [];
         for await (const b of container.listBlobsFlat({ includeMetadata: true })) blobs.push({ name: b.name, metadata: b.metadata });
         const names = blobs.map((b) => b.name);
-        const archive = blobs.find((b) => /^contoso\/\d{4}-\d{2}-\d{2}\/4712\.1\/Team Alpha\/api\.zip$/.test(b.name));
+        const archive = blobs.find((b) => /^archives\/contoso\/\d{4}-\d{2}-\d{2}\/4712\.1\/Team Alpha\/api\.zip$/.test(b.name));
         assert.ok(archive, `no Team Alpha/api.zip among ${names.join(', ')}`);
-        assert.ok(names.some((n) => /^contoso\/\d{4}-\d{2}-\d{2}\/4712\.1\/manifest\.json$/.test(n)), `no manifest.json among ${names.join(', ')}`);
+        assert.ok(names.some((n) => /^manifests\/contoso\/\d{4}-\d{2}-\d{2}\/4712\.1\/manifest\.json$/.test(n)), `no manifest.json among ${names.join(', ')}`);
         const file = path.join(tmpDir('pkg-download'), 'api.zip');
         await container.getBlobClient(archive!.name).downloadToFile(file);
         const sha = crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex');

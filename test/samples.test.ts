@@ -7,6 +7,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { isMap, isScalar, isSeq, parseAllDocuments, parseDocument } from 'yaml';
+import { RUN_LAYOUT } from '../tasks/RepoBackup/RepoBackupV1/src/plan';
 
 const root = path.resolve(__dirname, '..', '..');
 const samples = path.join(root, 'samples');
@@ -229,22 +230,46 @@ describe('samples and overview.md', () => {
             else assert.ok(['tierToCool', 'tierToCold', 'tierToHot', 'tierToArchive', 'delete'].includes(action), `unknown ${group} action ${action}`);
             if (action === 'enableAutoTierToHotFromCool') continue;
             const keys = Object.keys(cond as Json);
-            assert.strictEqual(keys.length, 1, `${group}.${action} has one condition`);
-            assert.ok(CONDITIONS.includes(keys[0]), `${group}.${action}: unknown condition ${keys[0]}`);
-            if (group !== 'baseBlob') assert.strictEqual(keys[0], 'daysAfterCreationGreaterThan', `${group}.${action} counts from creation`);
-            const days = (cond as Json)[keys[0]];
-            assert.ok(Number.isInteger(days) && days >= 0, `${group}.${action} days`);
+            // The service takes one age condition per action; tierToArchive may add daysAfterLastTierChangeGreaterThan to it.
+            const guard = group === 'baseBlob' && action === 'tierToArchive' && keys.length === 2 && keys.includes('daysAfterLastTierChangeGreaterThan');
+            assert.ok(keys.length === 1 || guard, `${group}.${action} has one condition (tierToArchive: plus daysAfterLastTierChangeGreaterThan)`);
+            if (guard) assert.ok(keys.includes('daysAfterModificationGreaterThan'), 'daysAfterLastTierChangeGreaterThan goes with daysAfterModificationGreaterThan');
+            if (keys.length === 1) assert.notStrictEqual(keys[0], 'daysAfterLastTierChangeGreaterThan', `${group}.${action}: daysAfterLastTierChangeGreaterThan alone`);
+            for (const k of keys) assert.ok(CONDITIONS.includes(k), `${group}.${action}: unknown condition ${k}`);
+            if (group !== 'baseBlob') assert.deepStrictEqual(keys, ['daysAfterCreationGreaterThan'], `${group}.${action} counts from creation`);
+            for (const k of keys) {
+              const days = (cond as Json)[k];
+              assert.ok(Number.isInteger(days) && days >= 0, `${group}.${action}.${k} days`);
+            }
           }
         }
       }
     });
 
-    it('moves backups to Cool after 30 days, Archive after 90 and deletes them after 400', () => {
-      const base = policy().rules[0].definition.actions.baseBlob;
+    const ruleFor = (prefix: string) => (policy().rules as Json[]).find((r) => r.definition.filters.prefixMatch.includes(prefix));
+
+    it('moves archives to Cool after 30 days, Archive after 90 and deletes them after 400; a rehydrated one stays online 14 days', () => {
+      const rule = ruleFor(`repo-backups/${RUN_LAYOUT.archives}/`);
+      assert.ok(rule, `a rule for repo-backups/${RUN_LAYOUT.archives}/`);
+      const base = rule.definition.actions.baseBlob;
       const d = (a: string) => base[a]?.daysAfterModificationGreaterThan;
       assert.deepStrictEqual([d('tierToCool'), d('tierToArchive'), d('delete')], [30, 90, 400]);
+      assert.strictEqual(base.tierToArchive.daysAfterLastTierChangeGreaterThan, 14, 're-tier guard');
       // Archive charges for deletion within 180 days of the move.
       assert.ok(d('delete') >= d('tierToArchive') + 180, 'delete at least 180 days after the move to Archive');
+    });
+
+    it('never tiers manifests, and deletes them before the archives they list', () => {
+      const manifest = `repo-backups/${RUN_LAYOUT.manifests}/contoso/2026-11-27/1.1/manifest.json`;
+      const covering = (policy().rules as Json[]).filter((r) => r.definition.filters.prefixMatch.some((p: string) => manifest.startsWith(p)));
+      assert.deepStrictEqual(covering.map((r) => r.name), [ruleFor(`repo-backups/${RUN_LAYOUT.manifests}/`)?.name]);
+      for (const r of covering) {
+        assert.deepStrictEqual(Object.keys(r.definition.actions.baseBlob), ['delete'], `${r.name}: manifests are only deleted`);
+      }
+      const archivesDelete = ruleFor(`repo-backups/${RUN_LAYOUT.archives}/`)!.definition.actions.baseBlob.delete.daysAfterModificationGreaterThan;
+      const manifestsDelete = covering[0].definition.actions.baseBlob.delete.daysAfterModificationGreaterThan;
+      // A manifest is written after its job's archives: deleted 5 days earlier, it never outlives them (for jobs under 5 days).
+      assert.strictEqual(archivesDelete - manifestsDelete, 5);
     });
   });
 
@@ -264,8 +289,8 @@ describe('samples and overview.md', () => {
       assert.strictEqual(r.status, 0, r.stdout + r.stderr);
     });
 
-    it('with a stand-in az: creates the storage, applies the policy for the container and makes a cw SAS', function () {
-      if (!posixShell) this.skip();
+    /** Runs setup-storage.sh with a stand-in `az` on PATH that logs its calls (and the policy file it is given). */
+    function withFakeAz(env: Record<string, string>): { status: number | null; stdout: string; stderr: string; calls: string } {
       const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'repobackup-fake-az-'));
       try {
         const log = path.join(dir, 'az.log');
@@ -276,23 +301,95 @@ describe('samples and overview.md', () => {
           'case "$*" in *"keys list"*) echo FAKEKEY==;; *generate-sas*) echo "sv=2022-11-02&se=2030-01-01T00%3A00Z&sr=c&sp=cw&sig=abc";; esac',
           '',
         ].join('\n'), { mode: 0o755 });
+        fs.writeFileSync(log, '');
         const r = spawnSync('bash', [script], {
           encoding: 'utf8',
-          env: { ...process.env, PATH: `${dir}${path.delimiter}${process.env.PATH}`, ACCOUNT: 'contosobackup', CONTAINER: 'bk', PROTECTION: 'versioning', EXPIRY: '2030-01-01T00:00Z' },
+          env: { ...process.env, PATH: `${dir}${path.delimiter}${process.env.PATH}`, ACCOUNT: 'contosobackup', CONTAINER: 'bk', ...env },
         });
-        assert.strictEqual(r.status, 0, r.stdout + r.stderr);
-        const calls = fs.readFileSync(log, 'utf8');
-        assert.match(calls, /az storage account create .*--sku Standard_GRS/);
-        assert.match(calls, /--allow-blob-public-access false/);
-        assert.match(calls, /az storage container-rm create .*--name bk/);
-        assert.match(calls, /--enable-versioning true/);
-        assert.match(calls, /"prefixMatch": \["bk\/"\]/);
-        assert.match(calls, /az storage container generate-sas .*--name bk --permissions cw --expiry 2030-01-01T00:00Z --https-only/);
-        assert.match(r.stdout, /https:\/\/contosobackup\.blob\.core\.windows\.net\/bk\?sv=.*sp=cw/);
-        assert.doesNotMatch(r.stdout + r.stderr, /FAKEKEY/, 'the account key is not printed');
+        return { status: r.status, stdout: r.stdout, stderr: r.stderr, calls: fs.readFileSync(log, 'utf8') };
       } finally {
         fs.rmSync(dir, { recursive: true, force: true });
       }
+    }
+
+    it('with a stand-in az: creates the storage, applies the policy for the container and makes a cw SAS', function () {
+      if (!posixShell) this.skip();
+      const r = withFakeAz({ PROTECTION: 'versioning', EXPIRY: '2030-01-01T00:00Z' });
+      assert.strictEqual(r.status, 0, r.stdout + r.stderr);
+      const calls = r.calls;
+      assert.match(calls, /az storage account create .*--sku Standard_GRS/);
+      assert.match(calls, /--allow-blob-public-access false/);
+      assert.match(calls, /az storage container-rm create .*--name bk/);
+      assert.match(calls, /--enable-versioning true/);
+      assert.match(calls, /"prefixMatch": \["bk\/archives\/"\]/);
+      assert.match(calls, /"prefixMatch": \["bk\/manifests\/"\]/);
+      assert.doesNotMatch(calls, /repo-backups/, 'every prefix names the container');
+      assert.match(calls, /az storage container generate-sas .*--name bk --permissions cw --expiry 2030-01-01T00:00Z --https-only/);
+      assert.match(r.stdout, /https:\/\/contosobackup\.blob\.core\.windows\.net\/bk\?sv=.*sp=cw/);
+      assert.doesNotMatch(r.stdout + r.stderr, /FAKEKEY/, 'the account key is not printed');
     });
+
+    it('turns protection on by default, expires the SAS in a year by default, and says plainly what PROTECTION=none leaves open', function () {
+      if (!posixShell) this.skip();
+      const byDefault = withFakeAz({});
+      assert.strictEqual(byDefault.status, 0, byDefault.stdout + byDefault.stderr);
+      assert.match(byDefault.calls, /blob-service-properties update .*--enable-versioning true .*--enable-delete-retention true/);
+      const expiry = /--permissions cw --expiry (\S+)/.exec(byDefault.calls)?.[1];
+      const days = (Date.parse(expiry!.replace(/Z$/, ':00Z')) - Date.now()) / 86_400_000;
+      assert.ok(days > 360 && days < 370, `default expiry ${expiry} is a year from now (${days.toFixed(1)} days)`);
+      const worm = withFakeAz({ PROTECTION: 'immutability', IMMUTABLE_DAYS: '200' });
+      assert.match(worm.calls, /container immutability-policy create .*--period 200/);
+      const none = withFakeAz({ PROTECTION: 'none' });
+      assert.strictEqual(none.status, 0);
+      assert.doesNotMatch(none.calls, /enable-versioning|immutability-policy/);
+      assert.match(none.stderr, /WARNING: no versioning or immutability .*anyone holding the SAS can overwrite\s+every backup/s);
+      assert.strictEqual(withFakeAz({ PROTECTION: 'sometimes' }).status, 2);
+      assert.strictEqual(withFakeAz({ PROTECTION: 'immutability', IMMUTABLE_DAYS: 'forever' }).status, 2);
+    });
+  });
+
+  describe('dates that expire', () => {
+    const YEAR_MS = 365 * 86_400_000;
+    /** Lines that set an expiry (`--expiry`, `se=`, `EXPIRY`, "expires …") with a literal date before `limit`. */
+    function expiringDates(text: string, where: string, limit: Date): string[] {
+      const out: string[] = [];
+      text.split('\n').forEach((line, i) => {
+        if (!/expir|\bse=/i.test(line)) return;
+        for (const m of line.matchAll(/\b(20\d\d)-(\d\d)-(\d\d)/g)) {
+          if (Date.UTC(+m[1], +m[2] - 1, +m[3]) < limit.getTime()) out.push(`${where}:${i + 1}: ${m[0]} in: ${line.trim()}`);
+        }
+      });
+      return out;
+    }
+
+    it('the check flags a literal expiry date that has passed or is within a year', () => {
+      const now = new Date('2026-11-27T00:00:00Z');
+      const limit = new Date(now.getTime() + YEAR_MS);
+      assert.strictEqual(expiringDates('--permissions cw --expiry 2026-12-31T00:00Z', 'x', limit).length, 1);
+      assert.strictEqual(expiringDates('...&se=2025-01-01T00%3A00Z&sig=…', 'x', limit).length, 1);
+      assert.strictEqual(expiringDates('--expiry 2030-01-01', 'x', limit).length, 0);
+      assert.strictEqual(expiringDates('archive: contoso/2026-12-02/1234.1/api.zip', 'x', limit).length, 0, 'a run folder is no expiry');
+    });
+
+    it('README.md, overview.md, the samples and the task.json files give no SAS expiry that has passed or is within a year', () => {
+      const files = ['README.md', 'overview.md', ...fs.readdirSync(samples).map((f) => `samples/${f}`),
+        'tasks/RepoBackup/RepoBackupV1/task.json', 'tasks/RepoRestore/RepoRestoreV1/task.json'];
+      const limit = new Date(Date.now() + YEAR_MS);
+      let expiryLines = 0;
+      const found: string[] = [];
+      for (const f of files) {
+        const text = fs.readFileSync(path.join(root, f), 'utf8');
+        expiryLines += text.split('\n').filter((l) => /expir|\bse=/i.test(l)).length;
+        found.push(...expiringDates(text, f, limit));
+      }
+      assert.ok(expiryLines >= 5, `the docs talk about expiry (${expiryLines} lines scanned)`);
+      assert.deepStrictEqual(found, [], 'use a computed date, e.g. --expiry "$(date -u -d \'+1 year\' +%Y-%m-%d)"');
+    });
+  });
+
+  it('both task.json files point helpUrl at this extension\'s Marketplace page (vss-extension.json publisher and id)', () => {
+    const ext = readJson(path.join(root, 'vss-extension.json'));
+    const want = `https://marketplace.visualstudio.com/items?itemName=${ext.publisher}.${ext.id}`;
+    for (const [name, major] of [['RepoBackup', 1], ['RepoRestore', 1]] as const) assert.strictEqual(taskJson(name, major)?.helpUrl, want, `${name}@${major}`);
   });
 });

@@ -47,7 +47,7 @@ export interface ManifestEntry {
   durationMs: number; missingLfsObjects?: string[];
 }
 export interface Manifest {
-  run: { shard: { position: number; total: number }; folder: string };
+  run: { shard: { position: number; total: number }; folder: string; archives?: string; manifests?: string };
   totals: Record<string, number>;
   repositories: ManifestEntry[];
 }

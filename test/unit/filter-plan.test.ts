@@ -1,6 +1,9 @@
 import assert from 'assert';
 import { parseFilter } from '../../tasks/RepoBackup/RepoBackupV1/src/filter';
-import { archiveNames, assignShards, makePlan, safeSegment, shardOf } from '../../tasks/RepoBackup/RepoBackupV1/src/plan';
+import * as os from 'os';
+import { archiveNames, assignShards, makePlan, pipelineStartOf, runStart, safeSegment, shardOf } from '../../tasks/RepoBackup/RepoBackupV1/src/plan';
+import { readBackupSettings } from '../../tasks/RepoBackup/RepoBackupV1/src/settings';
+import { FakeHost } from './fake-host';
 import { RepoInfo } from '../../tasks/common/src/devops';
 import { InputError } from '../../tasks/common/src/errors';
 
@@ -52,8 +55,9 @@ describe('plan', () => {
   it('names a run folder per organization, date, build and attempt, and skips disabled repos', () => {
     const plan = makePlan({ ...base, repos: [repo('A', 'api'), repo('A', 'old', { isDisabled: true }), repo('A', 'skip-me'), repo('A', 'A.wiki')] });
     assert.strictEqual(plan.runFolder, 'contoso/2026-12-02/1234.2');
-    assert.strictEqual(plan.manifestName, 'contoso/2026-12-02/1234.2/manifest.json');
-    assert.deepStrictEqual(plan.selected.map((p) => p.archive).sort(), ['contoso/2026-12-02/1234.2/A/A.wiki.zip', 'contoso/2026-12-02/1234.2/A/api.zip']);
+    assert.strictEqual(plan.archiveFolder, 'archives/contoso/2026-12-02/1234.2');
+    assert.strictEqual(plan.manifestName, 'manifests/contoso/2026-12-02/1234.2/manifest.json');
+    assert.deepStrictEqual(plan.selected.map((p) => p.archive).sort(), ['archives/contoso/2026-12-02/1234.2/A/A.wiki.zip', 'archives/contoso/2026-12-02/1234.2/A/api.zip']);
     assert.deepStrictEqual(plan.skipped.map((s) => s.repo.name), ['old']);
     assert.strictEqual(plan.listed, 4);
   });
@@ -75,7 +79,7 @@ describe('plan', () => {
       const sizes: number[] = [];
       for (let position = 1; position <= total; position++) {
         const plan = makePlan({ ...base, repos, shard: { position, total } });
-        assert.strictEqual(plan.manifestName, `contoso/2026-12-02/1234.2/manifest.job-${position}-of-${total}.json`);
+        assert.strictEqual(plan.manifestName, `manifests/contoso/2026-12-02/1234.2/manifest.job-${position}-of-${total}.json`);
         sizes.push(plan.selected.length);
         for (const p of plan.selected) seen.set(p.repo.id, (seen.get(p.repo.id) ?? 0) + 1);
         assert.strictEqual(plan.otherShards, repos.length - plan.selected.length);
@@ -168,7 +172,7 @@ describe('plan', () => {
     const b = ids.find((id) => shardOf({ id }, 2) === 2)!;
     const repos = [repo('A', 'x:y', { id: a, size: 10 }), repo('A', 'x*y', { id: b, size: 10 })];
     const archives = [1, 2].flatMap((position) => makePlan({ ...base, repos, shard: { position, total: 2 } }).selected.map((p) => p.archive));
-    assert.deepStrictEqual(archives.sort(), [`contoso/2026-12-02/1234.2/A/x_y_${a}.zip`, `contoso/2026-12-02/1234.2/A/x_y_${b}.zip`].sort());
+    assert.deepStrictEqual(archives.sort(), [`archives/contoso/2026-12-02/1234.2/A/x_y_${a}.zip`, `archives/contoso/2026-12-02/1234.2/A/x_y_${b}.zip`].sort());
   });
 
   it('makes names safe for Blob and file shares, and unique', () => {
@@ -179,5 +183,61 @@ describe('plan', () => {
     assert.strictEqual(names.get('id1'), 'A/x_y_id1.tar.gz');
     assert.strictEqual(names.get('id2'), 'A/x_y_id2.tar.gz');
     assert.strictEqual(names.get('id3'), 'A/z.tar.gz');
+  });
+});
+
+describe('run folder: one run, one folder', () => {
+  const repos = [repo('A', 'api', { id: 'id-api' }), repo('B', 'web', { id: 'id-web' }), repo('C', 'lib', { id: 'id-lib' })];
+  /** The settings path the task takes (readBackupSettings, then main.ts's pipelineStartOf, then backup's makePlan) for one job. */
+  async function jobPlan(clock: string, position: number, variables: Record<string, string>) {
+    const host = new FakeHost(
+      { sasUrl: 'https://acct.blob.core.windows.net/backups?sv=2022-11-02&sr=c&sp=cw&se=2099-01-01T00%3A00%3A00Z&sig=c2lnbmF0dXJl' },
+      {
+        'System.CollectionUri': 'https://dev.azure.com/contoso/', 'Build.BuildId': '4711', 'System.JobAttempt': '1',
+        'System.TotalJobsInPhase': '2', 'System.JobPositionInPhase': String(position), 'Agent.TempDirectory': os.tmpdir(), ...variables,
+      },
+      { url: 'https://dev.azure.com/contoso/', token: 'job-token' },
+    );
+    const settings = await readBackupSettings(host, '1.0.0', new Date(clock));
+    settings.run.startedAt = pipelineStartOf(host, settings.run.startedAt, settings.shard);
+    const plan = makePlan({
+      repos, filter: settings.filter, includeWikis: settings.includeWikis, format: settings.archiveFormat, shard: settings.shard,
+      organization: settings.organization.name, runId: settings.run.id, attempt: settings.run.attempt, startedAt: settings.run.startedAt,
+    });
+    return { plan, warnings: host.warnings() };
+  }
+
+  it('two shard jobs whose clocks are on either side of midnight UTC write into one folder (System.PipelineStartTime)', async () => {
+    const vars = { 'System.PipelineStartTime': '2026-11-27 23:59:58+00:00' };
+    const job1 = await jobPlan('2026-11-27T23:59:59Z', 1, vars);
+    const job2 = await jobPlan('2026-11-28T03:10:00Z', 2, vars); // queued for hours behind job 1
+    assert.strictEqual(job1.plan.runFolder, 'contoso/2026-11-27/4711.1');
+    assert.strictEqual(job2.plan.runFolder, job1.plan.runFolder);
+    assert.strictEqual(job1.plan.manifestName, 'manifests/contoso/2026-11-27/4711.1/manifest.job-1-of-2.json');
+    assert.strictEqual(job2.plan.manifestName, 'manifests/contoso/2026-11-27/4711.1/manifest.job-2-of-2.json');
+    for (const p of [...job1.plan.selected, ...job2.plan.selected]) assert.ok(p.archive.startsWith('archives/contoso/2026-11-27/4711.1/'), p.archive);
+    assert.deepStrictEqual([...job1.warnings, ...job2.warnings], []);
+  });
+
+  it('without System.PipelineStartTime, each job has only its clock: the split is said, not silent', async () => {
+    const job1 = await jobPlan('2026-11-27T23:59:59Z', 1, {});
+    const job2 = await jobPlan('2026-11-28T00:00:01Z', 2, {});
+    assert.notStrictEqual(job1.plan.runFolder, job2.plan.runFolder);
+    for (const job of [job1, job2]) assert.ok(job.warnings.some((w) => /System\.PipelineStartTime is not set: the run folder's date is taken from this job's clock/.test(w)), job.warnings.join('\n'));
+  });
+
+  it('reads System.PipelineStartTime as Azure Pipelines writes it, and in ISO 8601; the date is the UTC date', () => {
+    const clock = new Date('2030-01-01T12:00:00Z');
+    const at = (raw: string) => runStart(raw, clock);
+    assert.deepStrictEqual(at('2026-11-27 23:59:58+00:00'), { at: new Date('2026-11-27T23:59:58Z'), from: 'System.PipelineStartTime' });
+    // A local time east of UTC, on the 28th locally but the 27th in UTC; and one west of UTC that is already the next day in UTC.
+    assert.strictEqual(at('2026-11-28 00:30:00+01:00').at.toISOString(), '2026-11-27T23:30:00.000Z');
+    assert.strictEqual(at('2026-11-27 20:00:00-05:00').at.toISOString(), '2026-11-28T01:00:00.000Z');
+    assert.strictEqual(at('2026-11-27T23:59:58.1234567Z').at.toISOString(), '2026-11-27T23:59:58.123Z');
+    assert.strictEqual(at('2026-11-27 10:00:00+0530').at.toISOString(), '2026-11-27T04:30:00.000Z');
+    assert.strictEqual(at('2026-11-27 10:00:00').at.toISOString(), '2026-11-27T10:00:00.000Z');
+    for (const bad of [undefined, '', 'yesterday', '11/27/2026 23:59:58', '2026-02-30 10:00:00+00:00', '2026-11-27 24:00:00+00:00', '$(System.PipelineStartTime)']) {
+      assert.deepStrictEqual(at(bad as string), { at: clock, from: 'clock' }, String(bad));
+    }
   });
 });

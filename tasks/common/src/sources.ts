@@ -44,6 +44,12 @@ export class NotFoundError extends Error {
   }
 }
 
+/**
+ * The top-level folder RepoBackup stores manifests under (`manifests/<org>/<date>/<run>/manifest.json`); archives go
+ * under `archives/`. Older backups hold both in `<org>/<date>/<run>/`. Listings find manifests in either layout.
+ */
+export const MANIFESTS_PREFIX = 'manifests';
+
 /** A manifest's file name, as RepoBackup writes it (one per job of a run): `manifest.json`, `manifest.job-2-of-4.json`, and the `~2`, `~3` … variants a rerun stores when the name is taken. */
 export const MANIFEST_NAME = /(^|\/)manifest(\.job-\d+-of-\d+)?(~\d+)?\.json$/;
 
@@ -160,10 +166,14 @@ export class FolderSource implements Source {
     return { stream: createReadStream(file, { highWaterMark: 1 << 20 }), size, sha256, sha256From: `${path.basename(file)}.sha256`, metadata: {} };
   }
 
-  /** Manifests sit in run folders `<org>/<date>/<run>/`; the walk goes no deeper than that. */
+  /**
+   * Manifests sit in run folders: `manifests/<org>/<date>/<run>/` (the layout since archives and manifests were
+   * split), or `<org>/<date>/<run>/` next to the archives (older backups). The walk goes no deeper than that.
+   */
   async listManifests(): Promise<ManifestInfo[]> {
     const out: ManifestInfo[] = [];
     const walk = async (rel: string, depth: number): Promise<void> => {
+      const maxDepth = rel.split('/')[0] === MANIFESTS_PREFIX ? 4 : 3;
       let entries;
       try {
         entries = await fsp.readdir(path.join(this.root, ...rel.split('/').filter(Boolean)), { withFileTypes: true });
@@ -172,7 +182,7 @@ export class FolderSource implements Source {
       }
       for (const entry of entries) {
         const child = rel ? `${rel}/${entry.name}` : entry.name;
-        if (entry.isDirectory() && depth < 3) await walk(child, depth + 1);
+        if (entry.isDirectory() && depth < maxDepth) await walk(child, depth + 1);
         else if (entry.isFile() && MANIFEST_NAME.test(entry.name)) {
           const stat = await fsp.stat(path.join(this.root, ...child.split('/')));
           out.push({ name: child, lastModified: stat.mtime });

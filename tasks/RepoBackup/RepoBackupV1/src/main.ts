@@ -8,6 +8,7 @@ import { redact, safeUrl } from '../../../common/src/credentials';
 import { Git } from '../../../common/src/git';
 import { TaskHost, TaskOutcome } from '../../../common/src/host';
 import { runBackup } from './backup';
+import { pipelineStartOf } from './plan';
 import { counts, summaryMarkdown } from './report';
 import { BackupSettings, readBackupSettings } from './settings';
 import taskJson from '../task.json';
@@ -29,6 +30,7 @@ export async function run(host: TaskHost, signal?: AbortSignal): Promise<TaskOut
   let settings: BackupSettings;
   try {
     settings = await readBackupSettings(host, TASK_VERSION);
+    settings.run.startedAt = pipelineStartOf(host, settings.run.startedAt, settings.shard); // one run, one date folder for all its jobs
   } catch (err) {
     return fail(host, err);
   }

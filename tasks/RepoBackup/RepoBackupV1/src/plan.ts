@@ -5,6 +5,7 @@
 import { createHash } from 'crypto';
 import { ArchiveFormat, archiveExtension } from '../../../common/src/archive';
 import { RepoInfo } from '../../../common/src/devops';
+import { MANIFESTS_PREFIX } from '../../../common/src/sources';
 import { RepoFilter } from './filter';
 
 export interface PlannedRepo {
@@ -24,8 +25,15 @@ export interface SkippedRepo {
 }
 
 export interface Plan {
-  /** Run folder relative to the destination root, e.g. `contoso/2026-11-26/1234.1`. */
+  /**
+   * The run's own path, the same in every job of the run: `<org>/<yyyy-mm-dd>/<buildId>.<jobAttempt>`, e.g.
+   * `contoso/2026-11-26/1234.1`. Its archives are under `archives/<runFolder>/`, its manifests under
+   * `manifests/<runFolder>/` (see RUN_LAYOUT).
+   */
   runFolder: string;
+  /** `archives/<runFolder>`: where this run's archives go. */
+  archiveFolder: string;
+  /** `manifests/<runFolder>/manifest.json` (`manifest.job-<n>-of-<N>.json` when sharded). */
   manifestName: string;
   selected: PlannedRepo[];
   skipped: SkippedRepo[];
@@ -50,8 +58,17 @@ export interface PlanInput {
   organization: string;
   runId: string;
   attempt: number;
+  /** When the run started: System.PipelineStartTime (see runStart), the same for every job; else this job's clock. */
   startedAt: Date;
 }
+
+/**
+ * Top-level prefixes of the destination: archives and manifests live apart, so that a storage lifecycle policy
+ * (which selects blobs by prefix, not by name ending) can tier the archives to Archive while the manifests stay
+ * online for restores. Backups written before this layout keep `<org>/<date>/<run>/` with both inside; readers
+ * (Source.listManifests, restore by the `archive` path a manifest records) handle both.
+ */
+export const RUN_LAYOUT = { archives: 'archives', manifests: MANIFESTS_PREFIX } as const;
 
 export function makePlan(input: PlanInput): Plan {
   const { shard } = input;
@@ -60,7 +77,8 @@ export function makePlan(input: PlanInput): Plan {
     input.startedAt.toISOString().slice(0, 10),
     safeSegment(`${input.runId}.${input.attempt}`),
   ].join('/');
-  const manifestName = `${runFolder}/${shard.total > 1 ? `manifest.job-${shard.position}-of-${shard.total}.json` : 'manifest.json'}`;
+  const archiveFolder = `${RUN_LAYOUT.archives}/${runFolder}`;
+  const manifestName = `${RUN_LAYOUT.manifests}/${runFolder}/${shard.total > 1 ? `manifest.job-${shard.position}-of-${shard.total}.json` : 'manifest.json'}`;
   const matched = input.repos
     .filter((r) => input.includeWikis || !r.isWiki)
     .filter((r) => input.filter.matches(r.project.name, r.name));
@@ -74,14 +92,61 @@ export function makePlan(input: PlanInput): Plan {
     if (repo.isDisabled) skipped.push({ repo, reason: 'repository is disabled in Azure DevOps (it cannot be cloned)' });
     else if (repo.isInMaintenance) {
       skipped.push({ repo, warn: true, reason: 'repository is in maintenance in Azure DevOps (isInMaintenance) and cannot be cloned now: it is NOT in this backup; run the backup again once the maintenance is over' });
-    } else selected.push({ repo, archive: `${runFolder}/${names.get(repo.id)}` });
+    } else selected.push({ repo, archive: `${archiveFolder}/${names.get(repo.id)}` });
   }
   // Largest first: the long clones start early and the small ones fill the gaps.
   selected.sort((a, b) => b.repo.size - a.repo.size || a.archive.localeCompare(b.archive));
   return {
-    runFolder, manifestName, selected, skipped, otherShards: matched.length - mine.length, listed: input.repos.length,
+    runFolder, archiveFolder, manifestName, selected, skipped, otherShards: matched.length - mine.length, listed: input.repos.length,
     ...(assignment ? { shardFingerprint: assignment.fingerprint } : {}),
   };
+}
+
+/**
+ * When the run started, for the date segment of its folder. Every job of a run (`strategy: parallel`, jobs that
+ * queue for hours, past midnight UTC) must pick the same folder, so the date comes from what all jobs share:
+ * `System.PipelineStartTime`, which Azure Pipelines sets to the run's start as a local time with its UTC offset,
+ * e.g. `2026-11-27 23:59:58+00:00` (ISO 8601 with a `T`, fractions of a second or `Z` are read as well). Only when
+ * it is missing or unreadable does this job's own clock decide (`from: 'clock'`); a sharded run then says so.
+ */
+export function runStart(pipelineStartTime: string | undefined, clock: Date): { at: Date; from: 'System.PipelineStartTime' | 'clock' } {
+  const at = parsePipelineTime(pipelineStartTime);
+  return at ? { at, from: 'System.PipelineStartTime' } : { at: clock, from: 'clock' };
+}
+
+/**
+ * Reads System.PipelineStartTime for main.ts: returns the run's start (for `settings.run.startedAt`) and, in a
+ * sharded run without the variable, warns that its jobs may write to different date folders.
+ */
+export function pipelineStartOf(
+  host: { variable(name: string): string | undefined; warn(message: string): void },
+  clock: Date,
+  shard: { total: number },
+): Date {
+  const raw = host.variable('System.PipelineStartTime');
+  const start = runStart(raw, clock);
+  if (start.from === 'clock' && shard.total > 1) {
+    host.warn(`System.PipelineStartTime is ${raw ? `unreadable ('${raw}')` : 'not set'}: the run folder's date is taken from this job's clock (${clock.toISOString().slice(0, 10)} UTC). Jobs of this run that start on another UTC day write to another date folder; find their manifests by Build.BuildId.`);
+  }
+  return start.at;
+}
+
+/** `yyyy-mm-dd[ T]hh:mm[:ss[.fff]][Z|±hh[:]mm]`; without an offset the time is taken as UTC. */
+function parsePipelineTime(raw: string | undefined): Date | undefined {
+  const m = /^(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d+))?)?\s*(Z|[+-]\d{2}(?::?\d{2})?)?$/i.exec(raw?.trim() ?? '');
+  if (!m) return undefined;
+  const [, y, mo, d, h, mi, s = '0', frac = '0', zone] = m;
+  let offsetMin = 0;
+  if (zone && zone.toUpperCase() !== 'Z') {
+    const digits = zone.replace(':', '');
+    offsetMin = (zone[0] === '-' ? -1 : 1) * (Number(digits.slice(1, 3)) * 60 + Number(digits.slice(3, 5) || '0'));
+  }
+  const ms = Date.UTC(+y, +mo - 1, +d, +h, +mi, +s, Number(`0.${frac}`) * 1000) - offsetMin * 60_000;
+  const at = new Date(ms);
+  // Date.UTC rolls 2026-02-30 over to March: refuse what is not a real date and time.
+  const check = new Date(Date.UTC(+y, +mo - 1, +d, +h, +mi, +s));
+  if (Number.isNaN(ms) || check.getUTCMonth() !== +mo - 1 || check.getUTCDate() !== +d || check.getUTCHours() !== +h || +mi > 59 || +s > 59) return undefined;
+  return at;
 }
 
 /** Repositories below this listed size are sharded by hash alone; from it on, by size class. */

@@ -60,6 +60,8 @@ export function buildManifest(settings: BackupSettings, plan: Plan, report: RunR
       durationMs: report.finishedAt.getTime() - report.startedAt.getTime(),
       shard: { position: settings.shard.position, total: settings.shard.total, fingerprint: plan.shardFingerprint ?? null },
       folder: plan.runFolder,
+      archives: plan.archiveFolder,
+      manifests: plan.manifestName.slice(0, plan.manifestName.lastIndexOf('/')),
     },
     options: {
       archiveFormat: settings.archiveFormat,
@@ -112,7 +114,7 @@ export function summaryMarkdown(settings: BackupSettings, plan: Plan, report: Ru
     '| Status | Project | Repository | Archive | Size | Refs | LFS objects | Time | Note |',
     '|---|---|---|---|---:|---:|---:|---:|---|',
     ...report.results.map((r) =>
-      `| ${r.status === 'ok' ? '✅ ok' : r.status === 'failed' ? '❌ failed' : '⏭️ skipped'} | ${cell(r.repo.project.name)} | ${cell(r.repo.name)}${r.repo.isWiki ? ' (wiki)' : ''} | ${r.archive ? `\`${cell(r.archive.slice(plan.runFolder.length + 1))}\`` : ''} | ${r.size !== undefined ? formatBytes(r.size) : ''} | ${r.refs ?? ''} | ${r.lfsObjects ?? ''} | ${(r.durationMs / 1000).toFixed(1)} s | ${cell(r.error ?? '')} |`),
+      `| ${r.status === 'ok' ? '✅ ok' : r.status === 'failed' ? '❌ failed' : '⏭️ skipped'} | ${cell(r.repo.project.name)} | ${cell(r.repo.name)}${r.repo.isWiki ? ' (wiki)' : ''} | ${r.archive ? `\`${cell(r.archive.slice(plan.archiveFolder.length + 1))}\`` : ''} | ${r.size !== undefined ? formatBytes(r.size) : ''} | ${r.refs ?? ''} | ${r.lfsObjects ?? ''} | ${(r.durationMs / 1000).toFixed(1)} s | ${cell(r.error ?? '')} |`),
   ];
   return lines.join('\n') + '\n';
 }
