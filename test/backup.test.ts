@@ -11,7 +11,7 @@ import {
 } from './harness/checks';
 import { buildStandardCorpus, CorpusRepo, StandardCorpus } from './harness/corpus';
 import { DevOpsStandIn } from './harness/devops-standin';
-import { runTask, TaskRun } from './harness/run-task';
+import { runTask, TaskRun, HARNESS_RUN_DATE } from './harness/run-task';
 import { cleanupAll, tmpDir } from './harness/util';
 
 const ENTRY = path.resolve(__dirname, '../../tasks/RepoBackup/RepoBackupV1/dist/index.js');
@@ -87,7 +87,7 @@ describe('RepoBackup@1 end to end', function () {
     const files = await readContainer(client);
     const [manifest] = manifests(files);
     assert.ok(manifest, `a manifest among ${[...files.keys()]}`);
-    assert.strictEqual(manifest.run.folder, `contoso/${new Date().toISOString().slice(0, 10)}/1234.1`);
+    assert.strictEqual(manifest.run.folder, `contoso/${HARNESS_RUN_DATE}/1234.1`);
     assert.ok(files.has(`manifests/${manifest.run.folder}/manifest.json`));
     assert.strictEqual(manifest.run.archives, `archives/${manifest.run.folder}`);
     assert.strictEqual(manifest.run.manifests, `manifests/${manifest.run.folder}`);

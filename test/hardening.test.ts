@@ -29,7 +29,7 @@ import { buildStandardCorpus, makeRandomRepo, populate, StandardCorpus } from '.
 import { DevOpsStandIn } from './harness/devops-standin';
 import { FaultProxy, startFaultProxy } from './harness/fault-proxy';
 import * as procs from './harness/procs';
-import { runTask, TaskRun } from './harness/run-task';
+import { runTask, TaskRun, HARNESS_RUN_DATE } from './harness/run-task';
 import { cleanupAll, delay, tmpDir } from './harness/util';
 
 const ENTRY = path.resolve(__dirname, '../../tasks/RepoBackup/RepoBackupV1/dist/index.js');
@@ -126,7 +126,7 @@ describe('RepoBackup@1 hardening: faults, bad input, secrets', function () {
 
   /** Storage requests a task made: they carry a SAS (the test's own, e.g. creating a container, use the account key). */
   const sasRequests = () => azurite.requestUrls().filter((u) => /[?&]sig=/.test(u)).length;
-  const runFolder = (id: number, attempt = 1) => `contoso/${new Date().toISOString().slice(0, 10)}/${id}.${attempt}`;
+  const runFolder = (id: number, attempt = 1) => `contoso/${HARNESS_RUN_DATE}/${id}.${attempt}`;
   /** Where a run's archives and its manifests go (`archives/<run>/`, `manifests/<run>/`). */
   const archiveFolder = (id: number, attempt = 1) => `archives/${runFolder(id, attempt)}`;
   const manifestFolder = (id: number, attempt = 1) => `manifests/${runFolder(id, attempt)}`;

@@ -72,7 +72,7 @@ describe('storage layout over a backup\'s life: lifecycle policy, restore, one f
     // Two jobs of one sharded run, as `strategy: parallel: 2` starts them; the agent's clock is today's, the run's start is not.
     for (const position of ['1', '2']) {
       const run = await task(BACKUP, { sasUrl: azurite.containerSasUrl(CONTAINER, 'cw') }, {
-        'Build.BuildId': '5150', 'System.TotalJobsInPhase': '2', 'System.JobPositionInPhase': position, 'System.PipelineStartTime': PIPELINE_START,
+        'Build.BuildId': '5150', 'System.TotalJobsInPhase': '2', 'System.JobPositionInPhase': position, 'System.ParallelExecutionType': 'MultiMachine', 'System.PipelineStartTime': PIPELINE_START,
       });
       assert.strictEqual(run.result?.result, 'Succeeded', explain(run));
     }

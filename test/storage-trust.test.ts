@@ -13,7 +13,7 @@ import { assertNoSecretInOutput, Manifest, manifests, readContainer, sha256, Sto
 import { populate, prngBytes } from './harness/corpus';
 import { DevOpsStandIn } from './harness/devops-standin';
 import { FaultProxy, startFaultProxy } from './harness/fault-proxy';
-import { runTask, TaskRun } from './harness/run-task';
+import { runTask, TaskRun, HARNESS_RUN_DATE } from './harness/run-task';
 import { cleanupAll, tmpDir } from './harness/util';
 
 const ENTRY = path.resolve(__dirname, '../../tasks/RepoBackup/RepoBackupV1/dist/index.js');
@@ -215,7 +215,7 @@ describe('RepoBackup@1 storage-path trust', function () {
   it('item 12, the other side: a blob put there by someone else is still never overwritten (~2)', async () => {
     const client = await container();
     const id = ++buildId;
-    const folder = `contoso/${new Date().toISOString().slice(0, 10)}/${id}.1`;
+    const folder = `contoso/${HARNESS_RUN_DATE}/${id}.1`;
     const squatter = Buffer.from('not a backup');
     await client.getBlockBlobClient(`${folder}/Trust/alpha.zip`).upload(squatter, squatter.length);
     const run = await backup({ sasUrl: sasFor(client, 'cw'), repositories: 'Trust/alpha' }, { 'Build.BuildId': String(id) });

@@ -71,6 +71,14 @@ export interface TaskRun {
   durationMs: number;
 }
 
+/**
+ * System.PipelineStartTime of every simulated run unless a test sets its own: the run folder is dated by it, so
+ * expected paths never depend on the clock (a suite that runs across midnight UTC expects the same folder).
+ */
+export const HARNESS_PIPELINE_START = '2026-03-14 09:26:53+00:00';
+/** The date segment of the run folder that HARNESS_PIPELINE_START gives. */
+export const HARNESS_RUN_DATE = '2026-03-14';
+
 /** How the agent (and task-lib) turn an input or variable name into an environment variable name. */
 export const envName = (name: string) => name.replace(/\./g, '_').replace(/ /g, '_').toUpperCase();
 
@@ -101,6 +109,7 @@ export function taskEnv(opts: RunTaskOptions): NodeJS.ProcessEnv {
     'System.Debug': 'false',
     'Build.BuildId': '1234',
     'Build.BuildNumber': '20240101.1',
+    'System.PipelineStartTime': HARNESS_PIPELINE_START,
     'Agent.TempDirectory': agentTemp,
     'Agent.WorkFolder': workFolder,
     'Agent.Version': '4.258.1',
