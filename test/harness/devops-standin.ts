@@ -317,6 +317,13 @@ export class DevOpsStandIn {
    * Makes REST report `bytes` as the repository's `size` (what the backup reserves temp space by) instead of its
    * real size; `undefined` restores the real size.
    */
+  /** Deletes a repository as the REST API's DELETE would: gone from every listing, git and LFS answer 404 TF401019. */
+  deleteRepo(repo: StandInRepo): void {
+    const i = this.repos.indexOf(repo);
+    if (i >= 0) this.repos.splice(i, 1);
+    fs.rmSync(repo.gitDir, { recursive: true, force: true });
+  }
+
   setReportedSize(repoIdOrName: string, bytes: number | undefined): void {
     const repo = this.repos.find((r) => r.id === repoIdOrName || sameName(r.name, repoIdOrName));
     if (!repo) throw new Error(`no repository ${repoIdOrName}`);
