@@ -45,7 +45,7 @@ const shellQuote = (v: string) => (/^[A-Za-z0-9._\/-]+$/.test(v) ? v : `"${v.rep
 
 /** The command that rehydrates `blob`, and how long it takes. */
 export function rehydrateHint(blob: string, where?: BlobLocation): string {
-  return `Rehydrate it: az storage blob set-tier --account-name ${shellQuote(where?.account ?? '<account>')} --container-name ${shellQuote(where?.container ?? '<container>')} ` +
+  return `Rehydrate it: az storage blob set-tier --account-name ${where ? shellQuote(where.account) : '<account>'} --container-name ${where ? shellQuote(where.container) : '<container>'} ` +
     `--name ${shellQuote(blob)} --tier Hot --rehydrate-priority Standard (up to 15 hours) or High (usually under 1 hour for blobs under 10 GB), ` +
     'then run again once the blob\'s tier shows Hot (az storage blob show … --query properties.blobTier).';
 }

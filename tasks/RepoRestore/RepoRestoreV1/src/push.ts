@@ -173,7 +173,7 @@ export const PROTECT_ACCESS_HINT = 'With the job token, "Protect access to repos
   'create the empty target first and name it in the pipeline (resources: repositories: - repository: target, type: git, name: <project>/<repository>; then uses: repositories: [ target ] on the job, or a checkout: target step), turn that setting off, or use authType: pat';
 
 /** A git failure against the target, as one line that says which token, which permission and which setting. */
-export function pushError(err: unknown, credentials: DevOpsCredentials, what: string, target: string): Error {
+export function pushError(err: unknown, credentials: DevOpsCredentials, what: string, target: string, readOnly = false): Error {
   if (err instanceof RunError || (err as Error)?.name === 'AbortError') return err as Error;
   if (!(err instanceof GitError)) return new RunError(`${what} failed: ${errorMessage(err)}`);
   const line = lastLine(err.stderr);
@@ -183,13 +183,16 @@ export function pushError(err: unknown, credentials: DevOpsCredentials, what: st
       ? 'The PAT is wrong, expired, revoked or for another organization: create one for this organization with scope Code (Read & write) — Code (Read, write & manage) when the task is to create the repository — and update the secret variable.'
       : 'The job token was not accepted for this organization: check that organizationUrl is this pipeline\'s organization; to restore into another organization use authType: pat.'}`);
   }
-  if (/returned error: 403|\b403\b|TF401027|permission/i.test(err.stderr)) {
+  if (!pat && /TF401019|returned error: 404|not found/i.test(err.stderr)) {
+    return new RunError(`${what}: git cannot see ${target} with ${credentials.description} (${line}), although the REST API lists it. ${readOnly ? PROTECT_ACCESS_HINT.replace('blocks pushing to', 'keeps the job token from reading').replace('create the empty target first and name it', 'name the repositories').replace('repository: target', 'repository: r1').replace('[ target ]', '[ r1, … ]').replace(', or a checkout: target step', '') : PROTECT_ACCESS_HINT}.`);
+  }
+  if (/returned error: 403|\b403\b|TF401027|TF40027\d/i.test(err.stderr)) {
+    if (readOnly) {
+      return new RunError(`${what}: ${credentials.description} may not read ${target} (403: ${line}). ${pat ? 'Give the PAT scope Code (Read) and its user Read on the repository' : 'Give the project build service identity Read on the repository (Project settings → Repositories → Security); for other projects turn off "Limit job authorization scope to current project"'}.`);
+    }
     return new RunError(`${what}: ${credentials.description} may not write to ${target} (403: ${line}). ${pat
       ? 'The PAT needs scope Code (Read & write), and its user needs Contribute, Create branch, Create tag and Manage notes on the repository (Project settings → Repositories → Security).'
       : `Give the project build service identity Contribute, Create branch, Create tag and Manage notes on the repository (Project settings → Repositories → Security); to restore into another project, turn off "Limit job authorization scope to current project". ${PROTECT_ACCESS_HINT}.`}`);
-  }
-  if (!pat && /TF401019|returned error: 404|not found/i.test(err.stderr)) {
-    return new RunError(`${what}: git cannot see ${target} with ${credentials.description} (${line}), although the REST API lists it. ${PROTECT_ACCESS_HINT}.`);
   }
   return new RunError(`${what} failed: ${errorMessage(err)}`);
 }

@@ -183,7 +183,7 @@ export async function verifyOne(entry: ManifestEntry, manifest: string, settings
     const env = () => withGitConfig(deps.gitEnv(live!.remoteUrl), [['core.hooksPath', noHooks]]);
     const policy = deps.retry ?? defaultRetryPolicy;
     const liveRefs = await withRetry(`git ls-remote ${label}`, () => deps.git.lsRemote(live!.remoteUrl, env(), deps.signal, work), classifyGitError, quiet, policy, deps.signal)
-      .catch((err) => { throw pushError(err, settings.credentials, `reading the live ${label}`, label); });
+      .catch((err) => { throw pushError(err, settings.credentials, `reading the live ${label}`, label, true); });
     const { status, refs } = await compareRefs(checked.refs, liveRefs, gitAncestry(deps.exec, unpacked.repoDir, live.remoteUrl, env, deps.signal));
     result.status = status;
     result.refs = refs;
