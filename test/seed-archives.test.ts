@@ -109,6 +109,8 @@ describe('RepoRestore@1 on seed-pipeline archives, and its error messages', func
       assert.ok(w.some((x) => /Checked instead: git fsck --connectivity-only .* SHA-256 of every LFS object/.test(x)), w.join('\n'));
       assert.ok(run.lines.some((l) => l.includes(`in the archive's top folder '${c.folderName}'`)), 'the log says where the repository was');
       const summary = fs.readFileSync(run.commands.find((x) => x.command === 'task.uploadsummary')!.message, 'utf8');
+      assert.match(summary, /\| Not in the archive \| pull request refs \(refs\/pull\/\*\), notes \(refs\/notes\/\*\) \(nothing to restore/);
+      assert.match(summary, new RegExp(`Repository in the archive \\| in the top folder '${c.folderName}'`));
       assert.match(summary, new RegExp(`Refs restored \\| ${Object.keys(want).length} \\(branches \\d+, tags \\d+, notes 0, other 0\\)`));
       measured.push(`seed zip ${c.folderName}: ${Object.keys(want).length} refs equal, ${c.r.lfs.length} LFS objects, ${fs.statSync(path.join(folder, rel)).size} bytes`);
     }

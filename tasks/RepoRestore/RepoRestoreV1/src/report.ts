@@ -37,6 +37,10 @@ export interface RestoreReport {
     existingRefs?: number;
   };
   head?: string;
+  /** Where the repository was in the archive: its root, or its one top folder (a bare clone zipped with its folder). */
+  layout?: string;
+  /** Ref kinds a mirror backup has and this archive lacks (e.g. a bare clone has no notes or pull request refs). */
+  notInArchive?: string[];
   /** The target's default branch after the restore. */
   defaultBranch?: string;
   refs: {
@@ -89,6 +93,8 @@ export function summaryMarkdown(report: RestoreReport, sourceDescription: string
       `| Refs in the archive | ${r.refs.inArchive} |`,
       `| Refs restored | ${restored} (branches ${r.refs.byKind.branches}, tags ${r.refs.byKind.tags}, notes ${r.refs.byKind.notes}, other ${r.refs.byKind.other})${r.refs.upToDate ? `; ${r.refs.upToDate} of them were already there` : ''}${r.refs.verified ? ' — verified on the target' : ''} |`,
       `| LFS objects restored | ${r.lfs.pushed ? r.lfs.objects : 0} of ${r.lfs.objects} (${formatBytes(r.lfs.bytes)})${r.lfs.missing.length ? `; ${r.lfs.missing.length} referenced but missing from the backup` : ''} |`,
+      ...(r.layout ? [`| Repository in the archive | ${cell(r.layout)} |`] : []),
+      ...(r.notInArchive?.length ? [`| Not in the archive | ${cell(r.notInArchive.join(', '))} (nothing to restore: the archive was made without them, e.g. by git clone --bare) |`] : []),
       `| Skipped | ${r.refs.skippedPull.length ? `${r.refs.skippedPull.length} pull request ref(s) (${code('refs/pull/*')}): Azure DevOps owns them and refuses pushes; pull requests are not part of a git backup` : 'nothing'} |`,
       `| Time | ${seconds} s |`,
     );

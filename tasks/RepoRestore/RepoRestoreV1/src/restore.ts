@@ -101,6 +101,7 @@ export async function runRestore(settings: RestoreSettings, deps: RestoreDeps, r
     deps.progress(45, 'extracting');
     const unpacked = await unpackArchive(archiveFile, located.format, path.join(work, 'repo'), git, located.archive);
     await fsp.rm(archiveFile, { force: true });
+    report.layout = unpacked.layout.kind === 'root' ? 'at the root' : `in the top folder '${unpacked.layout.name}'`;
     if (unpacked.layout.kind === 'folder') log.info(`The repository is in the archive's top folder '${unpacked.layout.name}' (as a bare clone zipped with its folder).`);
     if (unpacked.credentialKeys.length) warn(credentialWarning(located.archive, unpacked.credentialKeys));
     const repoDir = unpacked.repoDir;
@@ -120,6 +121,9 @@ export async function runRestore(settings: RestoreSettings, deps: RestoreDeps, r
     if (lfs.objects > 0 && !(await git.lfsVersion())) {
       throw new RunError(`The archive holds ${lfs.objects} Git LFS objects but git-lfs is not installed on this agent. Install it (e.g. apt-get install git-lfs) and run again.`);
     }
+    report.notInArchive = [['pull request refs (refs/pull/*)', /^refs\/pull\//], ['notes (refs/notes/*)', /^refs\/notes\//]]
+      .filter(([, re]) => !refs.some((r) => (re as RegExp).test(r.name))).map(([what]) => what as string);
+    if (refs.length && report.notInArchive.length) log.info(`Not in the archive, so not restored: ${report.notInArchive.join(', ')}.`);
     const toPush = refs.filter((r) => !PULL_REFS.test(r.name));
     report.refs.skippedPull = refs.filter((r) => PULL_REFS.test(r.name)).map((r) => r.name);
     if (report.refs.skippedPull.length > 0) {
