@@ -6,6 +6,7 @@ import { Readable } from 'stream';
 import { ManifestInfo, Source } from '../../tasks/common/src/sources';
 import { readVerifySettings } from '../../tasks/RepoRestore/RepoRestoreV1/src/settings';
 import { newVerifyReport, pickManifests, VerifyResult, verifyJson, verifyOutcome, VerifyStatus } from '../../tasks/RepoRestore/RepoRestoreV1/src/verify';
+import { verifySummaryMarkdown } from '../../tasks/RepoRestore/RepoRestoreV1/src/report';
 import { FakeHost } from './fake-host';
 
 const listing = (names: Array<[string, number]>): Source => ({
@@ -44,6 +45,21 @@ describe('restore verify', () => {
     const json = JSON.parse(verifyJson(report, '1.0.0'));
     assert.strictEqual(json.result, 'Failed');
     assert.deepStrictEqual(json.repositories.map((r: object) => Object.keys(r).slice(0, 6)), Array(2).fill(['project', 'repository', 'archive', 'status', 'refs', 'details']));
+  });
+
+  it('5,000 repositories: JSON report and summary stay small and quick to build', () => {
+    const report = newVerifyReport('src', 'org');
+    const statuses: VerifyStatus[] = ['identical', 'behind', 'diverged', 'deleted', 'corrupt', 'failed'];
+    report.repositories = Array.from({ length: 5000 }, (_, i) => result(`repo-${i}`, statuses[i % 6]));
+    const started = Date.now();
+    const json = verifyJson(report, '1.0.0');
+    const md = verifySummaryMarkdown(report, verifyOutcome(report));
+    const ms = Date.now() - started;
+    console.log(`      5,000 results: JSON ${(json.length / 2 ** 20).toFixed(2)} MB, summary ${(md.length / 2 ** 20).toFixed(2)} MB, built in ${ms} ms`);
+    assert.strictEqual(JSON.parse(json).repositories.length, 5000);
+    assert.strictEqual(md.split('\n').filter((l) => /^\| P\/repo-/.test(l)).length, 5000, 'the summary lists every repository');
+    assert.match(md, /833 live repositories are gone/);
+    assert.ok(ms < 5000, `${ms} ms`);
   });
 
   it('settings for mode: verify: defaults, no target inputs needed', async () => {
