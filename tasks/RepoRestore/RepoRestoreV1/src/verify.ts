@@ -142,6 +142,7 @@ export async function verifyOne(entry: ManifestEntry, manifest: string, settings
     return result;
   }
   const notes: string[] = [];
+  if (entry.status !== 'ok') notes.push(`the backup recorded it as ${entry.status}${entry.error ? `: ${entry.error}` : ''}`);
   const quiet: Logger = { info: (m) => deps.log.debug(m), debug: (m) => deps.log.debug(m), warn: (m) => deps.log.warn(m), error: (m) => deps.log.error(m) };
   let work: string | undefined;
   try {
