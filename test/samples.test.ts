@@ -128,7 +128,7 @@ describe('samples and overview.md', () => {
         assert.deepStrictEqual(doc.errors.map((e) => e.message), []);
         assert.deepStrictEqual(doc.warnings.map((e) => e.message), []);
         const steps = findTaskSteps(doc.contents, source);
-        assert.ok(steps.some((s) => s.name === 'RepoBackup' && s.major === 1), 'has a RepoBackup@1 step');
+        assert.ok(steps.some((s) => (s.name === 'RepoBackup' || s.name === 'RepoRestore') && s.major === 1), 'has a RepoBackup@1 or RepoRestore@1 step');
         assert.deepStrictEqual(steps.flatMap((s) => checkStep(s, `samples/${f}`)), []);
         const js = doc.toJS();
         assert.ok(js.pool?.vmImage || js.jobs?.every((j: Json) => j.pool), 'names an agent pool');
@@ -141,6 +141,18 @@ describe('samples and overview.md', () => {
       assert.strictEqual(js.schedules[0].always, true);
       assert.strictEqual(js.trigger, 'none');
       assert.strictEqual(js.pr, 'none');
+    });
+
+    it('restore-drill.yml runs RepoRestore@1 mode: verify monthly, a week after the backup, and keeps its report', () => {
+      const source = fs.readFileSync(path.join(samples, 'restore-drill.yml'), 'utf8');
+      const js = parseDocument(source).toJS();
+      assert.strictEqual(js.schedules?.[0]?.cron, '0 6 9 * *');
+      assert.strictEqual(js.schedules[0].always, true);
+      const steps = findTaskSteps(parseDocument(source).contents, source);
+      assert.deepStrictEqual(steps.map((s) => [s.task, s.inputs.mode]), [['RepoRestore@1', 'verify']]);
+      const publish = (js.jobs[0].steps as Json[]).find((s) => s.publish);
+      assert.strictEqual(publish?.publish, steps[0].inputs.reportPath);
+      assert.strictEqual(publish?.condition, 'always()');
     });
 
     it('azure-pipelines-sharded.yml runs the backup as 4 parallel jobs', () => {

@@ -82,7 +82,7 @@ export interface Faults {
    * The next `count` REST requests get `status` (e.g. 503, 403) with a JSON error (`message`, `typeKey` if given).
    * With `path`, only requests whose path + query matches it count.
    */
-  failRest?: { count: number; status: number; path?: RegExp; message?: string; typeKey?: string };
+  failRest?: { count: number; status: number; path?: RegExp; message?: string; typeKey?: string; method?: string };
   /**
    * Malformed answers with status 200, as a broken proxy or a changed API might give them, for the next `count`
    * (default: every) REST requests whose path + query matches `path` (default: the repository list). `html`: a
@@ -100,6 +100,13 @@ export interface Faults {
   htmlRest?: boolean;
   /** While set, every git smart-HTTP request of repo `repo` waits `delayMs` before it is answered. */
   slowGit?: { repo: string; delayMs: number };
+  /**
+   * Pushes (git-receive-pack: the ref advertisement and the pack) to repo `repo` (name or id; any when absent) are
+   * refused with `status` as Azure DevOps refuses them: 403 `TF401027: You need the Git 'GenericContribute'
+   * permission…` (no Contribute, or a job token that "Protect access to repositories in YAML pipelines" keeps out),
+   * 401 TF400813 (a token that is no longer valid). `count` (default: every) goes down per refused request.
+   */
+  refusePush?: { repo?: string; status: 401 | 403; count?: number };
 }
 
 export interface StandInOptions {
@@ -335,6 +342,13 @@ export class DevOpsStandIn {
    * Makes REST report `bytes` as the repository's `size` (what the backup reserves temp space by) instead of its
    * real size; `undefined` restores the real size.
    */
+  /** Deletes a repository as the REST API's DELETE would: gone from every listing, git and LFS answer 404 TF401019. */
+  deleteRepo(repo: StandInRepo): void {
+    const i = this.repos.indexOf(repo);
+    if (i >= 0) this.repos.splice(i, 1);
+    fs.rmSync(repo.gitDir, { recursive: true, force: true });
+  }
+
   setReportedSize(repoIdOrName: string, bytes: number | undefined): void {
     const repo = this.repos.find((r) => r.id === repoIdOrName || sameName(r.name, repoIdOrName));
     if (!repo) throw new Error(`no repository ${repoIdOrName}`);
@@ -644,7 +658,7 @@ export class DevOpsStandIn {
         'RequestBlockedException'));
       return true;
     }
-    if (f.failRest && f.failRest.count > 0 && hits(f.failRest.path)) {
+    if (f.failRest && f.failRest.count > 0 && hits(f.failRest.path) && (!f.failRest.method || f.failRest.method === req.method)) {
       f.failRest.count--;
       sendJson(res, f.failRest.status, errorBody(f.failRest.message ?? `Injected failure (${f.failRest.status}).`,
         f.failRest.typeKey ?? 'ServiceUnavailableException'));
@@ -657,6 +671,15 @@ export class DevOpsStandIn {
 
   /** `rest` is what follows the repository in the path (`info/refs`, `git-upload-pack`…), `queryString` the raw query. */
   private async git(req: http.IncomingMessage, res: http.ServerResponse, repo: StandInRepo, rest: string, queryString: string): Promise<void> {
+    const refuse = this.faults.refusePush;
+    if (refuse && (refuse.count === undefined || refuse.count > 0) && (!refuse.repo || sameName(refuse.repo, repo.name) || refuse.repo === repo.id) &&
+        (rest === 'git-receive-pack' || /(^|&)service=git-receive-pack(&|$)/.test(queryString))) {
+      if (refuse.count !== undefined) refuse.count--;
+      if (refuse.status === 401) return this.unauthorized(res, 'git');
+      res.writeHead(403, { 'Content-Type': 'text/plain; charset=utf-8' })
+        .end(`TF401027: You need the Git 'GenericContribute' permission to perform this action. Details: identity 'Build\\${repo.project.id}', scope 'repository'.\n`);
+      return;
+    }
     const slow = this.faults.slowGit;
     if (slow && (sameName(slow.repo, repo.name) || slow.repo === repo.id)) await new Promise((r) => setTimeout(r, slow.delayMs));
     const reset = this.faults.resetGit;

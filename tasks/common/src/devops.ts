@@ -100,6 +100,8 @@ export class DevOpsClient {
     options: IRequestOptions = {},
     /** Cancels waits between retries. */
     private readonly signal?: AbortSignal,
+    /** What the token is used for: the PAT scope and permissions error messages ask for. */
+    private readonly purpose: 'backup' | 'restore' | 'verify' = 'backup',
   ) {
     this.api = new WebApi(orgUrl, credentials.restHandler(), { socketTimeout: 120_000, ...options });
   }
@@ -205,6 +207,13 @@ export class DevOpsClient {
       if (!repo) throw new RunError(`Azure DevOps created repository ${project.name}/${name} but answered without its details.`);
       return repo;
     } catch (err) {
+      const status = (err as { statusCode?: number }).statusCode;
+      const detail = String((err as Error)?.message ?? err).split('\n')[0].slice(0, 300);
+      if (status === 403 || /TF40027\d|TF401027/.test(detail)) {
+        throw new RunError(`creating repository ${project.name}/${name}: ${this.credentials.description} may not create repositories in ${project.name} (403: ${detail}). Grant "Create repository" (Project settings → Repositories → Security) to ${this.credentials.type === 'pat'
+          ? 'the PAT\'s user, and give the PAT scope Code (Read, write & manage) (Code (Read & write) cannot create repositories)'
+          : 'the project build service identity ("<project> Build Service (<org>)")'}, or create the empty repository yourself and run again.`);
+      }
       throw this.explain(`creating repository ${project.name}/${name}`, err);
     }
   }
@@ -218,7 +227,7 @@ export class DevOpsClient {
     const tries = attempts > 1 ? ` after ${attempts} attempts` : '';
     if (status === 401 || /TF400813/.test(detail)) {
       return new RunError(`${what}: Azure DevOps refused ${this.credentials.description} (401). ${this.credentials.type === 'pat'
-        ? 'The PAT is wrong, expired, revoked or for another organization: create one with scope Code (Read) for this organization and update the secret variable.'
+        ? `The PAT is wrong, expired, revoked or for another organization: create one with scope ${this.purpose === 'restore' ? 'Code (Read, write & manage) (it creates the target repository; Code (Read & write) when the target already exists)' : 'Code (Read)'} for this organization and update the secret variable.`
         : 'Make sure the job can use System.AccessToken (the SystemVssConnection endpoint) and that organizationUrl is this pipeline\'s organization; for another organization use authType: pat.'}`);
     }
     if (status === 403 || /TF40027\d|TF401027/.test(detail)) {

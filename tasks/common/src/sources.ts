@@ -50,6 +50,14 @@ export class NotFoundError extends Error {
  */
 export const MANIFESTS_PREFIX = 'manifests';
 
+/** A blob in the Archive access tier: it cannot be read until it is rehydrated (409 BlobArchived). */
+export class ArchivedError extends Error {
+  constructor(readonly objectName: string) {
+    super(`'${objectName}' is in the Archive access tier and cannot be read until it is rehydrated: set its tier to Hot or Cool (e.g. az storage blob set-tier --tier Hot --rehydrate-priority High …), wait for the rehydration (hours), then run again.`);
+    this.name = 'ArchivedError';
+  }
+}
+
 /** A manifest's file name, as RepoBackup writes it (one per job of a run): `manifest.json`, `manifest.job-2-of-4.json`, and the `~2`, `~3` … variants a rerun stores when the name is taken. */
 export const MANIFEST_NAME = /(^|\/)manifest(\.job-\d+-of-\d+)?(~\d+)?\.json$/;
 
@@ -116,7 +124,7 @@ function blobReadError(err: unknown, name: string, where: string, permission: 'r
     return new Error(`The container of ${where} does not exist (404 ContainerNotFound). Check the container name in sasUrl.`);
   }
   if (e?.statusCode === 409 && /BlobArchived/i.test(String(code))) {
-    return new Error(`'${name}' is in the Archive access tier and cannot be read until it is rehydrated: set its tier to Hot or Cool (e.g. az storage blob set-tier --tier Hot --rehydrate-priority High …), wait for the rehydration (hours), then run again.`);
+    return new ArchivedError(name);
   }
   if (e?.statusCode === 403) {
     const what = permission === 'l' ? 'listing the container' : `reading '${name}'`;

@@ -7,7 +7,8 @@ import { ArchiveFormat } from '../../../common/src/archive';
 import { RunError } from '../../../common/src/errors';
 import { formatOfName } from '../../../common/src/extract';
 import { Logger } from '../../../common/src/host';
-import { NotFoundError, Source } from '../../../common/src/sources';
+import { ArchivedError, ManifestInfo, NotFoundError, Source } from '../../../common/src/sources';
+import { archivedMessage, BlobLocation, rehydrateHint } from './fetch';
 import { Selection } from './settings';
 
 /** One entry of a manifest's `repositories[]`, as RepoBackup@1 writes it (only the fields restore reads). */
@@ -47,11 +48,11 @@ const SHA256 = /^[0-9a-f]{64}$/;
 const same = (a: string, b: string) => a.normalize('NFC').localeCompare(b.normalize('NFC'), undefined, { sensitivity: 'accent' }) === 0;
 
 /** `warn` records a warning that makes the run end SucceededWithIssues. */
-export async function locate(selection: Selection, source: Source, log: Logger, warn: (message: string) => void, signal?: AbortSignal): Promise<Located> {
+export async function locate(selection: Selection, source: Source, log: Logger, warn: (message: string) => void, signal?: AbortSignal, blob?: BlobLocation): Promise<Located> {
   if (selection.kind === 'archive') return { archive: selection.path, format: selection.format, expected: [] };
   const label = `${selection.project}/${selection.repository}`;
   if (selection.manifest) {
-    const entries = await readManifest(source, selection.manifest, signal);
+    const entries = await readManifest(source, selection.manifest, signal, blob);
     const entry = entries.find((e) => same(e.project, selection.project) && same(e.repository, selection.repository));
     if (!entry) {
       const listed = entries.map((e) => `${e.project}/${e.repository}`);
@@ -65,22 +66,52 @@ export async function locate(selection: Selection, source: Source, log: Logger, 
     throw new RunError(`${source.description} holds no manifest (manifest.json). Check sasUrl/folderPath points at the backup container or folder, or name the archive with the archive input.`);
   }
   let read = 0;
+  const archived: ManifestInfo[] = [];
+  /** Newer backups that list the repository without an archive (it failed that night). */
+  const withoutArchive: Array<{ manifest: ManifestInfo; entry: ManifestEntry }> = [];
   for (const m of manifests.slice(0, MAX_MANIFESTS_SEARCHED)) {
     read++;
     let entries: ManifestEntry[];
     try {
-      entries = await readManifest(source, m.name, signal);
+      entries = await readManifest(source, m.name, signal, blob);
     } catch (err) {
-      warn(`Skipping manifest '${m.name}': ${(err as Error).message}`);
+      if (err instanceof ArchivedManifestError) archived.push(m);
+      else warn(`Skipping manifest '${m.name}': ${(err as Error).message}`);
       continue;
     }
     const entry = entries.find((e) => same(e.project, selection.project) && same(e.repository, selection.repository));
+    if (entry && !entry.archive) {
+      withoutArchive.push({ manifest: m, entry });
+      continue;
+    }
     if (entry) {
-      log.info(`Using manifest '${m.name}' (${m.lastModified.toISOString()}), the newest of ${manifests.length} that lists ${label}`);
+      log.info(`Using manifest '${m.name}' (${m.lastModified.toISOString()}), the newest of ${manifests.length} that lists ${label}${withoutArchive.length ? ' with an archive' : ''}`);
+      if (withoutArchive.length) {
+        const newest = withoutArchive[0];
+        warn(`The newest backup of ${label} (manifest '${newest.manifest.name}', ${newest.manifest.lastModified.toISOString()}) has no archive of it (status ${newest.entry.status}${newest.entry.error ? `: ${newest.entry.error}` : ''})${withoutArchive.length > 1 ? `, nor do ${withoutArchive.length - 1} more after it` : ''}; restoring the older backup from manifest '${m.name}' (${m.lastModified.toISOString()}). Name a manifest with the manifest input to choose another.`);
+      }
+      if (archived.length) warn(`${archived.length} newer manifest(s) could not be read because they are in the Archive access tier (e.g. '${archived[0].name}'); they were not searched.`);
       return fromEntry(entry, m.name, warn);
     }
   }
+  if (withoutArchive.length) {
+    const newest = withoutArchive[0];
+    throw new RunError(`Every manifest that lists ${label} records no archive for it (newest: '${newest.manifest.name}', status ${newest.entry.status}${newest.entry.error ? `: ${newest.entry.error}` : ''}). There is no backup of it to restore${archived.length ? `; ${archived.length} manifest(s) in the Archive access tier were not read` : ''}.`);
+  }
+  if (archived.length) {
+    const names = archived.slice(0, 3).map((m) => `'${m.name}'`).join(', ');
+    throw new RunError(`'${label}' was not found, but ${archived.length} of the ${read} manifests in ${source.description} could not be read because they are in the Archive access tier (${names}${archived.length > 3 ? ', …' : ''}), so it may be listed there. ` +
+      `Rehydrate the manifest of the backup you need (one per run folder): ${rehydrateHint(archived[0].name, blob)} Or name the archive with the archive input.`);
+  }
   throw new RunError(`Input 'repository': '${label}' is not listed in ${read === manifests.length ? `any of the ${read}` : `the newest ${read} of ${manifests.length}`} manifests in ${source.description} (newest: '${manifests[0].name}'). Check the project and repository names, or name the manifest or the archive.`);
+}
+
+/** A manifest in the Archive access tier. */
+export class ArchivedManifestError extends RunError {
+  constructor(readonly manifest: string, message: string) {
+    super(message);
+    this.name = 'ArchivedManifestError';
+  }
 }
 
 function fromEntry(entry: ManifestEntry, manifest: string, warn: (message: string) => void): Located {
@@ -100,11 +131,12 @@ function fromEntry(entry: ManifestEntry, manifest: string, warn: (message: strin
 }
 
 /** Reads and checks a manifest: its own stored SHA-256 when there is one, and its shape. */
-export async function readManifest(source: Source, name: string, signal?: AbortSignal): Promise<ManifestEntry[]> {
+export async function readManifest(source: Source, name: string, signal?: AbortSignal, blob?: BlobLocation): Promise<ManifestEntry[]> {
   let obj;
   try {
     obj = await source.open(name, signal);
   } catch (err) {
+    if (err instanceof ArchivedError) throw new ArchivedManifestError(name, `Manifest ${archivedMessage(name, blob)}`);
     if (err instanceof NotFoundError) throw new RunError(`Input 'manifest': ${err.message}. Give its path relative to the container or folder root, e.g. contoso/2026-12-02/1234.1/manifest.json.`);
     throw err;
   }

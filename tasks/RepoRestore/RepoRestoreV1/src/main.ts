@@ -7,14 +7,16 @@ import { errorMessage, InputError, RunError } from '../../../common/src/errors';
 import { Git } from '../../../common/src/git';
 import { TaskHost, TaskOutcome } from '../../../common/src/host';
 import { BlobSource, FolderSource, Source } from '../../../common/src/sources';
-import { summaryMarkdown } from './report';
+import { blobLocation } from './fetch';
+import { summaryMarkdown, verifySummaryMarkdown } from './report';
 import { newReport, runRestore } from './restore';
-import { readRestoreSettings, RestoreSettings } from './settings';
+import { readMode, readRestoreSettings, readVerifySettings, RestoreSettings, VerifySettings } from './settings';
+import { newVerifyReport, runVerify, verifyJson, verifyOutcome } from './verify';
 import taskJson from '../task.json';
 
 export const TASK_VERSION = `${taskJson.version.Major}.${taskJson.version.Minor}.${taskJson.version.Patch}`;
 
-export function sourceFor(settings: RestoreSettings): Source {
+export function sourceFor(settings: Pick<RestoreSettings, 'source'>): Source {
   const s = settings.source;
   if (s.kind === 'azureBlob') return new BlobSource(s.sas.url, `Azure Blob container ${safeUrl(s.sas.containerUrl)}`);
   return new FolderSource(s.path);
@@ -23,6 +25,7 @@ export function sourceFor(settings: RestoreSettings): Source {
 export async function run(host: TaskHost, signal?: AbortSignal): Promise<TaskOutcome> {
   let settings: RestoreSettings;
   try {
+    if (readMode(host) === 'verify') return await runDrill(host, await readVerifySettings(host, TASK_VERSION), signal);
     settings = await readRestoreSettings(host, TASK_VERSION);
   } catch (err) {
     return fail(host, err);
@@ -38,11 +41,12 @@ export async function run(host: TaskHost, signal?: AbortSignal): Promise<TaskOut
     await runRestore(settings, {
       log: host,
       progress: (p, t) => host.setProgress(p, t),
-      devops: new DevOpsClient(settings.organization.url, settings.credentials, host),
+      devops: new DevOpsClient(settings.organization.url, settings.credentials, host, undefined, undefined, signal, 'restore'),
       git: new Git(host),
       source,
       gitEnv: (remoteUrl) => settings.credentials.gitEnv(remoteUrl),
       signal,
+      blob: settings.source.kind === 'azureBlob' ? blobLocation(settings.source.sas.containerUrl) : undefined,
     }, report);
   } catch (err) {
     report.error = signal?.aborted ? 'Canceled: the restore was stopped before it finished.' : redact(errorMessage(err));
@@ -68,6 +72,47 @@ export async function run(host: TaskHost, signal?: AbortSignal): Promise<TaskOut
   const outcome: TaskOutcome = report.warnings.length ? 'SucceededWithIssues' : 'Succeeded';
   host.setResult(outcome, message);
   return outcome;
+}
+
+/** mode: verify — the restore drill. Writes the JSON report and the summary whatever happens. */
+async function runDrill(host: TaskHost, settings: VerifySettings, signal?: AbortSignal): Promise<TaskOutcome> {
+  const source = sourceFor(settings);
+  host.info(`RepoRestore ${TASK_VERSION} (mode: verify): archives of ${settings.manifest ? `manifest '${settings.manifest}'` : 'the newest backup run'} in ${source.description}, compared with ${settings.organization.url}; nothing is created or pushed`);
+  const report = newVerifyReport(source.description, settings.organization.url);
+  try {
+    await runVerify(settings, {
+      log: host,
+      progress: (p, t) => host.setProgress(p, t),
+      devops: new DevOpsClient(settings.organization.url, settings.credentials, host, undefined, undefined, signal, 'verify'),
+      git: new Git(host),
+      exec: (tool, args, options) => host.exec(tool, args, options),
+      source,
+      gitEnv: (remoteUrl) => settings.credentials.gitEnv(remoteUrl),
+      signal,
+      blob: settings.source.kind === 'azureBlob' ? blobLocation(settings.source.sas.containerUrl) : undefined,
+    }, report);
+  } catch (err) {
+    report.error = signal?.aborted ? 'Canceled: the restore drill was stopped before it finished.' : redact(errorMessage(err));
+    if (!(err instanceof InputError) && !(err instanceof RunError)) host.debug(redact(String((err as Error)?.stack ?? err)));
+  }
+  report.finishedAt = new Date();
+  const result = verifyOutcome(report);
+  try {
+    await fsp.mkdir(path.dirname(settings.reportPath), { recursive: true });
+    await fsp.writeFile(settings.reportPath, redact(verifyJson(report, TASK_VERSION)));
+    host.info(`Report: ${settings.reportPath}`);
+  } catch (err) {
+    host.warn(`Could not write the report to ${settings.reportPath} (reportPath): ${errorMessage(err)}`);
+  }
+  try {
+    const summaryPath = path.join(settings.tempDir, `reporestore-verify-summary-${process.pid}-${Date.now()}.md`);
+    await fsp.writeFile(summaryPath, redact(verifySummaryMarkdown(report, result)));
+    host.uploadSummary(summaryPath);
+  } catch (err) {
+    host.warn(`Could not attach the summary: ${errorMessage(err)}`);
+  }
+  host.setResult(result.outcome, result.message);
+  return result.outcome;
 }
 
 function fail(host: TaskHost, err: unknown): TaskOutcome {

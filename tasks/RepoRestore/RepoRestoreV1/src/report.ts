@@ -1,6 +1,7 @@
 /** What a restore did, and the markdown summary attached to the run. */
 import { ArchiveFormat } from '../../../common/src/archive';
 import { cell, formatBytes } from '../../../common/src/format';
+import type { VerifyReport, VerifyStatus } from './verify';
 
 export type RefKind = 'branches' | 'tags' | 'notes' | 'other';
 
@@ -36,6 +37,10 @@ export interface RestoreReport {
     existingRefs?: number;
   };
   head?: string;
+  /** Where the repository was in the archive: its root, or its one top folder (a bare clone zipped with its folder). */
+  layout?: string;
+  /** Ref kinds a mirror backup has and this archive lacks (e.g. a bare clone has no notes or pull request refs). */
+  notInArchive?: string[];
   /** The target's default branch after the restore. */
   defaultBranch?: string;
   refs: {
@@ -88,6 +93,8 @@ export function summaryMarkdown(report: RestoreReport, sourceDescription: string
       `| Refs in the archive | ${r.refs.inArchive} |`,
       `| Refs restored | ${restored} (branches ${r.refs.byKind.branches}, tags ${r.refs.byKind.tags}, notes ${r.refs.byKind.notes}, other ${r.refs.byKind.other})${r.refs.upToDate ? `; ${r.refs.upToDate} of them were already there` : ''}${r.refs.verified ? ' — verified on the target' : ''} |`,
       `| LFS objects restored | ${r.lfs.pushed ? r.lfs.objects : 0} of ${r.lfs.objects} (${formatBytes(r.lfs.bytes)})${r.lfs.missing.length ? `; ${r.lfs.missing.length} referenced but missing from the backup` : ''} |`,
+      ...(r.layout ? [`| Repository in the archive | ${cell(r.layout)} |`] : []),
+      ...(r.notInArchive?.length ? [`| Not in the archive | ${cell(r.notInArchive.join(', '))} (nothing to restore: the archive was made without them, e.g. by git clone --bare) |`] : []),
       `| Skipped | ${r.refs.skippedPull.length ? `${r.refs.skippedPull.length} pull request ref(s) (${code('refs/pull/*')}): Azure DevOps owns them and refuses pushes; pull requests are not part of a git backup` : 'nothing'} |`,
       `| Time | ${seconds} s |`,
     );
@@ -98,5 +105,24 @@ export function summaryMarkdown(report: RestoreReport, sourceDescription: string
     if (r.refs.rejected.length > 50) lines.push(`- … and ${r.refs.rejected.length - 50} more`);
   }
   for (const w of r.warnings) lines.push('', `> ⚠️ ${cell(w)}`);
+  return lines.join('\n') + '\n';
+}
+
+const STATUS_ICON: Record<VerifyStatus, string> = { identical: '✅', behind: '✅', diverged: '⚠️', deleted: '🚨', corrupt: '❌', failed: '⚠️' };
+
+/** The restore drill's summary: every repository with its status. */
+export function verifySummaryMarkdown(report: VerifyReport, outcome: { outcome: string; message: string }): string {
+  const icon = outcome.outcome === 'Succeeded' ? '✅' : outcome.outcome === 'Failed' ? '❌' : '⚠️';
+  const lines = [`### RepoRestore restore drill (mode: verify): ${icon} ${cell(outcome.message)}`, ''];
+  lines.push(`Source: ${cell(report.source)}${report.manifests.length ? ` · manifest${report.manifests.length > 1 ? 's' : ''} ${report.manifests.map(code).join(', ')}` : ''} · live: ${cell(report.organization)} · repository: ${code(report.filter || '*/*')}`, '');
+  lines.push('Each archive was downloaded and its SHA-256 checked, extracted, checked with `git fsck` and its LFS objects re-hashed, then its refs were compared with the live repository (`git ls-remote`). Nothing was created or pushed.', '');
+  const deleted = report.repositories.filter((r) => r.status === 'deleted');
+  if (deleted.length) lines.push(`> 🚨 **${deleted.length} live repositor${deleted.length === 1 ? 'y is' : 'ies are'} gone**: ${deleted.slice(0, 20).map((r) => cell(`${r.project}/${r.repository}`)).join(', ')}${deleted.length > 20 ? ', …' : ''}. The backup is the only copy.`, '');
+  if (report.repositories.length) {
+    lines.push('| repository | status | details |', '|---|---|---|');
+    for (const r of report.repositories) lines.push(`| ${cell(`${r.project}/${r.repository}`)} | ${STATUS_ICON[r.status]} ${r.status} | ${cell(r.details)} |`);
+  }
+  for (const w of report.warnings) lines.push('', `> ⚠️ ${cell(w)}`);
+  lines.push('', 'Statuses: **identical** every ref equal · **behind** the live repository only moved forward (proven by ancestry) · **diverged** a ref was rewritten or deleted since the backup · **deleted** the live repository is gone · **corrupt** hash, extraction, fsck or LFS check failed · **failed** could not be checked.');
   return lines.join('\n') + '\n';
 }

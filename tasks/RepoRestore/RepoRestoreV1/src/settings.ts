@@ -4,7 +4,10 @@ import { DevOpsCredentials } from '../../../common/src/credentials';
 import { InputError } from '../../../common/src/errors';
 import { formatOfName } from '../../../common/src/extract';
 import { TaskHost } from '../../../common/src/host';
-import { Organization, readBoolean, readContainerSasInput, readCredentials, readFolderInput, readOrganization, readPickList, readTempDir } from '../../../common/src/inputs';
+import { promises as fsp } from 'fs';
+import * as path from 'path';
+import { parseFilter, RepoFilter } from '../../../RepoBackup/RepoBackupV1/src/filter';
+import { Organization, readBoolean, readInteger, readContainerSasInput, readCredentials, readFolderInput, readOrganization, readPickList, readTempDir } from '../../../common/src/inputs';
 import { ContainerSas } from '../../../common/src/sas';
 
 export type SourceSettings =
@@ -17,7 +20,59 @@ export type Selection =
   /** A repository looked up in a manifest (the newest one below the root when `manifest` is absent). */
   | { kind: 'manifest'; manifest?: string; project: string; repository: string };
 
+export type Mode = 'restore' | 'verify';
+
+/** `mode: verify`: the restore drill. Same source inputs; archives picked by globs from a manifest (or the newest run). */
+export interface VerifySettings {
+  mode: 'verify';
+  organization: Organization;
+  credentials: DevOpsCredentials;
+  source: SourceSettings;
+  /** The manifest to read; absent = every manifest of the newest run (the folder of the newest manifest). */
+  manifest?: string;
+  filter: RepoFilter;
+  /** Where the JSON report is written. */
+  reportPath: string;
+  /** Archives checked at once (each downloaded, extracted, checked and removed in its own slot). */
+  concurrency: number;
+  tempDir: string;
+  taskVersion: string;
+}
+
+export function readMode(host: TaskHost): Mode {
+  return readPickList(host, 'mode', ['restore', 'verify'] as const, 'restore');
+}
+
+export async function readVerifySettings(host: TaskHost, taskVersion: string, now = new Date()): Promise<VerifySettings> {
+  const organization = readOrganization(host);
+  const credentials = readCredentialsFor(host, 'Code (Read)');
+  if (host.input('archive')) {
+    throw new InputError('archive', 'is for mode: restore. In mode: verify, pick the archives with repository (globs such as Team Alpha/*, one per line, ! to exclude) from manifest (or the newest backup run when manifest is empty).');
+  }
+  let filter: RepoFilter;
+  try {
+    filter = parseFilter(host.input('repository') ?? '*/*');
+  } catch (err) {
+    if (err instanceof InputError) throw new InputError('repository', err.message.replace(/^Input 'repositories': /, ''));
+    throw err;
+  }
+  const manifestInput = host.input('manifest');
+  let manifest: string | undefined;
+  if (manifestInput) {
+    manifest = relativePath('manifest', manifestInput);
+    if (!/\.json$/i.test(manifest)) throw new InputError('manifest', `'${manifest}' is not a manifest (.json). Example: contoso/2026-12-02/1234.1/manifest.json.`);
+  }
+  const source = await readSource(host, { kind: 'manifest', manifest, project: '*', repository: '*' }, now);
+  const concurrency = readInteger(host, 'concurrency', 2, 1, 16);
+  const tempDir = readTempDir(host);
+  const reportPath = path.resolve(host.input('reportPath') ?? path.join(tempDir, 'repobackup-verify.json'));
+  const stat = await fsp.stat(reportPath).catch(() => undefined);
+  if (stat?.isDirectory()) throw new InputError('reportPath', `'${reportPath}' is a folder. Give a file path, e.g. $(Agent.TempDirectory)/repobackup-verify.json.`);
+  return { mode: 'verify', organization, credentials, source, manifest, filter, reportPath, concurrency, tempDir, taskVersion };
+}
+
 export interface RestoreSettings {
+  mode?: 'restore';
   organization: Organization;
   credentials: DevOpsCredentials;
   source: SourceSettings;
@@ -33,22 +88,22 @@ export interface RestoreSettings {
 
 export async function readRestoreSettings(host: TaskHost, taskVersion: string, now = new Date()): Promise<RestoreSettings> {
   const organization = readOrganization(host);
-  const credentials = readRestoreCredentials(host);
+  const credentials = readCredentialsFor(host, 'Code (Read, write & manage) (Code (Read & write) is enough when the target repository already exists)');
   const selection = readSelection(host);
   const source = await readSource(host, selection, now);
   const target = readTarget(host);
   const allowNonEmpty = readBoolean(host, 'allowNonEmpty', false);
   const allowMissingChecksum = readBoolean(host, 'allowMissingChecksum', false);
-  return { organization, credentials, source, selection, target, allowNonEmpty, allowMissingChecksum, tempDir: readTempDir(host), taskVersion };
+  return { mode: 'restore', organization, credentials, source, selection, target, allowNonEmpty, allowMissingChecksum, tempDir: readTempDir(host), taskVersion };
 }
 
-/** The shared reader, with the PAT scope a restore needs (it writes). */
-function readRestoreCredentials(host: TaskHost): DevOpsCredentials {
+/** The shared reader, with the PAT scope this mode needs in its message. */
+function readCredentialsFor(host: TaskHost, scope: string): DevOpsCredentials {
   try {
     return readCredentials(host);
   } catch (err) {
     if (err instanceof InputError && err.input === 'personalAccessToken') {
-      throw new InputError('personalAccessToken', 'is empty while authType is pat. Create a PAT with scope Code (Read & write) (plus permission to create repositories in the target project), store it as a secret variable and pass it here, or use authType: systemToken.');
+      throw new InputError('personalAccessToken', `is empty while authType is pat. Create a PAT with scope ${scope}, store it as a secret variable and pass it here, or use authType: systemToken.`);
     }
     throw err;
   }
