@@ -210,7 +210,7 @@ describe('RepoRestore@1 on seed-pipeline archives, and its error messages', func
       const run = await restore('fallback', { repository: 'Équipe Bêta/naïve repo', targetProject: 'Équipe Bêta', targetRepository: 'naïve fallback' });
       assert.strictEqual(run.result?.result, 'SucceededWithIssues', explain(run));
       const w = warnings(run);
-      assert.ok(w.some((x) => /The newest backup of Équipe Bêta\/naïve repo \(manifest 'contoso\/2099-01-01\/8\.1\/manifest\.json', \d{4}-.*\) has no archive of it \(status failed: clone failed: connection reset\); restoring the older backup from manifest 'contoso\/.*\/7\.1\/manifest\.json' \(\d{4}-/.test(x)), w.join('\n'));
+      assert.ok(w.some((x) => /The newest backup of Équipe Bêta\/naïve repo \(manifest 'contoso\/2099-01-01\/8\.1\/manifest\.json', \d{4}-.*\) has no archive of it \(status failed: clone failed: connection reset\); restoring the older backup from manifest 'manifests\/contoso\/.*\/7\.1\/manifest\.json' \(\d{4}-/.test(x)), w.join('\n'));
       assert.deepStrictEqual(await refMap(standin.findRepo('Équipe Bêta', 'naïve fallback')!.gitDir), corpus.repos.naive.refs);
     });
   });

@@ -215,7 +215,7 @@ describe('RepoBackup@1 storage-path trust', function () {
   it('item 12, the other side: a blob put there by someone else is still never overwritten (~2)', async () => {
     const client = await container();
     const id = ++buildId;
-    const folder = `contoso/${HARNESS_RUN_DATE}/${id}.1`;
+    const folder = `archives/contoso/${HARNESS_RUN_DATE}/${id}.1`;
     const squatter = Buffer.from('not a backup');
     await client.getBlockBlobClient(`${folder}/Trust/alpha.zip`).upload(squatter, squatter.length);
     const run = await backup({ sasUrl: sasFor(client, 'cw'), repositories: 'Trust/alpha' }, { 'Build.BuildId': String(id) });

@@ -79,8 +79,8 @@ describe('RepoRestore@1 mode: verify (restore drill)', function () {
     await git(['push', '--quiet', '--force', 'origin', 'HEAD~1:refs/heads/main'], { cwd: work, env: env() });
     standin.deleteRepo(repos.gone);
     // One byte flipped in the middle of the archive (its .sha256 file and the manifest keep the original hash).
-    const manifestFile = fs.readdirSync(path.join(folder, 'contoso'), { recursive: true }).map(String).find((f) => f.endsWith('manifest.json'))!;
-    const manifest = JSON.parse(fs.readFileSync(path.join(folder, 'contoso', manifestFile), 'utf8'));
+    const manifestFile = fs.readdirSync(path.join(folder, 'manifests'), { recursive: true }).map(String).find((f) => f.endsWith('manifest.json'))!;
+    const manifest = JSON.parse(fs.readFileSync(path.join(folder, 'manifests', manifestFile), 'utf8'));
     const flipped = manifest.repositories.find((r: { repository: string }) => r.repository === 'flipped').archive;
     const file = path.join(folder, ...flipped.split('/'));
     const bytes = fs.readFileSync(file);
@@ -179,7 +179,7 @@ describe('RepoRestore@1 mode: verify (restore drill)', function () {
     await container.getBlobClient(manifest).setAccessTier('Archive');
     const lost = await task(RESTORE, { source: 'azureBlob', sasUrl: sas, repository: 'Drill/same', targetProject: 'Drill', targetRepository: 'same again' });
     assert.strictEqual(lost.result?.result, 'Failed', explain(lost));
-    assert.match(lost.result!.message, /^'Drill\/same' was not found, but 1 of the 1 manifests in .* could not be read because they are in the Archive access tier \('contoso\/.*manifest\.json'\).*az storage blob set-tier --account-name devstoreaccount1 --container-name drill --name .*manifest\.json --tier Hot/);
+    assert.match(lost.result!.message, /^'Drill\/same' was not found, but 1 of the 1 manifests in .* could not be read because they are in the Archive access tier \('manifests\/contoso\/.*manifest\.json'\).*az storage blob set-tier --account-name devstoreaccount1 --container-name drill --name .*manifest\.json --tier Hot/);
     assert.doesNotMatch(lost.result!.message, /Check the project and repository names/);
     const drillLost = await task(RESTORE, { mode: 'verify', source: 'azureBlob', sasUrl: sas });
     assert.strictEqual(drillLost.result?.result, 'Failed', explain(drillLost));

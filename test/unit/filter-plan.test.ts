@@ -194,7 +194,7 @@ describe('run folder: one run, one folder', () => {
       { sasUrl: 'https://acct.blob.core.windows.net/backups?sv=2022-11-02&sr=c&sp=cw&se=2099-01-01T00%3A00%3A00Z&sig=c2lnbmF0dXJl' },
       {
         'System.CollectionUri': 'https://dev.azure.com/contoso/', 'Build.BuildId': '4711', 'System.JobAttempt': '1',
-        'System.TotalJobsInPhase': '2', 'System.JobPositionInPhase': String(position), 'Agent.TempDirectory': os.tmpdir(), ...variables,
+        'System.TotalJobsInPhase': '2', 'System.JobPositionInPhase': String(position), 'System.ParallelExecutionType': 'MultiMachine', 'Agent.TempDirectory': os.tmpdir(), ...variables,
       },
       { url: 'https://dev.azure.com/contoso/', token: 'job-token' },
     );

@@ -92,7 +92,7 @@ export async function fetchArchive(located: Located, file: string, options: Fetc
     obj = await deps.source.open(located.archive, signal);
   } catch (err) {
     if (err instanceof NotFoundError) {
-      throw new RunError(`${options.byPath ? "Input 'archive': " : ''}${err.message}. Give the archive's path relative to the container or folder root, as the manifest lists it (e.g. contoso/2026-12-02/1234.1/Team Alpha/api.zip).`);
+      throw new RunError(`${options.byPath ? "Input 'archive': " : ''}${err.message}. Give the archive's path relative to the container or folder root, as the manifest lists it (e.g. archives/contoso/2026-12-02/1234.1/Team Alpha/api.zip).`);
     }
     if (err instanceof ArchivedError) throw new RunError(archivedMessage(located.archive, deps.blob));
     throw err;

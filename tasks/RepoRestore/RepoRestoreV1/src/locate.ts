@@ -101,7 +101,7 @@ export async function locate(selection: Selection, source: Source, log: Logger, 
   if (archived.length) {
     const names = archived.slice(0, 3).map((m) => `'${m.name}'`).join(', ');
     throw new RunError(`'${label}' was not found, but ${archived.length} of the ${read} manifests in ${source.description} could not be read because they are in the Archive access tier (${names}${archived.length > 3 ? ', …' : ''}), so it may be listed there. ` +
-      `Rehydrate the manifest of the backup you need (one per run folder): ${rehydrateHint(archived[0].name, blob)} Or name the archive with the archive input.`);
+      `There is one manifest per run folder: rehydrate the one of the backup you need (the newest is '${archived[0].name}'). ${rehydrateHint(archived[0].name, blob)} Or name the archive with the archive input.`);
   }
   throw new RunError(`Input 'repository': '${label}' is not listed in ${read === manifests.length ? `any of the ${read}` : `the newest ${read} of ${manifests.length}`} manifests in ${source.description} (newest: '${manifests[0].name}'). Check the project and repository names, or name the manifest or the archive.`);
 }
@@ -137,7 +137,7 @@ export async function readManifest(source: Source, name: string, signal?: AbortS
     obj = await source.open(name, signal);
   } catch (err) {
     if (err instanceof ArchivedError) throw new ArchivedManifestError(name, `Manifest ${archivedMessage(name, blob)}`);
-    if (err instanceof NotFoundError) throw new RunError(`Input 'manifest': ${err.message}. Give its path relative to the container or folder root, e.g. contoso/2026-12-02/1234.1/manifest.json.`);
+    if (err instanceof NotFoundError) throw new RunError(`Input 'manifest': ${err.message}. Give its path relative to the container or folder root, e.g. manifests/contoso/2026-12-02/1234.1/manifest.json.`);
     throw err;
   }
   const chunks: Buffer[] = [];

@@ -60,7 +60,7 @@ export async function readVerifySettings(host: TaskHost, taskVersion: string, no
   let manifest: string | undefined;
   if (manifestInput) {
     manifest = relativePath('manifest', manifestInput);
-    if (!/\.json$/i.test(manifest)) throw new InputError('manifest', `'${manifest}' is not a manifest (.json). Example: contoso/2026-12-02/1234.1/manifest.json.`);
+    if (!/\.json$/i.test(manifest)) throw new InputError('manifest', `'${manifest}' is not a manifest (.json). Example: manifests/contoso/2026-12-02/1234.1/manifest.json.`);
   }
   const source = await readSource(host, { kind: 'manifest', manifest, project: '*', repository: '*' }, now);
   const concurrency = readInteger(host, 'concurrency', 2, 1, 16);
@@ -112,7 +112,7 @@ function readCredentialsFor(host: TaskHost, scope: string): DevOpsCredentials {
 /** A `/`-separated path relative to the source root; no `.`/`..` segments, no URL. */
 function relativePath(input: string, raw: string): string {
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(raw)) {
-    throw new InputError(input, 'is a URL. Give the path relative to the container or folder root, e.g. contoso/2026-12-02/1234.1/Team Alpha/api.zip.');
+    throw new InputError(input, 'is a URL. Give the path relative to the container or folder root, e.g. archives/contoso/2026-12-02/1234.1/Team Alpha/api.zip.');
   }
   const segments = raw.replace(/\\/g, '/').split('/').filter((s) => s !== '');
   if (segments.length === 0) throw new InputError(input, 'is empty.');
@@ -130,7 +130,7 @@ function readSelection(host: TaskHost): Selection {
     }
     const p = relativePath('archive', archive);
     const format = formatOfName(p);
-    if (!format) throw new InputError('archive', `'${p}' is not a .zip or .tar.gz archive. Give the path of an archive RepoBackup wrote, e.g. contoso/2026-12-02/1234.1/Team Alpha/api.zip.`);
+    if (!format) throw new InputError('archive', `'${p}' is not a .zip or .tar.gz archive. Give the path of an archive RepoBackup wrote, e.g. archives/contoso/2026-12-02/1234.1/Team Alpha/api.zip.`);
     return { kind: 'archive', path: p, format };
   }
   if (!repository) {
@@ -145,7 +145,7 @@ function readSelection(host: TaskHost): Selection {
   let manifestPath: string | undefined;
   if (manifest) {
     manifestPath = relativePath('manifest', manifest);
-    if (!/\.json$/i.test(manifestPath)) throw new InputError('manifest', `'${manifestPath}' is not a manifest (.json). Example: contoso/2026-12-02/1234.1/manifest.json.`);
+    if (!/\.json$/i.test(manifestPath)) throw new InputError('manifest', `'${manifestPath}' is not a manifest (.json). Example: manifests/contoso/2026-12-02/1234.1/manifest.json.`);
   }
   return { kind: 'manifest', manifest: manifestPath, project, repository: repo };
 }
