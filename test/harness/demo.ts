@@ -23,7 +23,11 @@ async function main() {
     const sasUrl = azurite.containerSasUrl('backups', 'cw');
 
     console.log(`\n$ node ${path.relative(process.cwd(), ENTRY)}   # inputs: sasUrl=<container SAS, sp=cw>; everything else default\n`);
-    const run = await runTask(ENTRY, { inputs: { sasUrl }, orgUrl: standin.orgUrl, token, tempDir: tmpDir('demo-run') });
+    // As the agent sets it: the run's start as local time with its offset (the run folder is dated by it).
+    const pipelineStart = new Date().toISOString().replace('T', ' ').replace(/\.\d+Z$/, '+00:00');
+    const run = await runTask(ENTRY, {
+      inputs: { sasUrl }, orgUrl: standin.orgUrl, token, tempDir: tmpDir('demo-run'), variables: { 'System.PipelineStartTime': pipelineStart },
+    });
     for (const line of run.lines) {
       if (line.startsWith('##vso[task.debug]') || line.startsWith('##vso[task.setsecret]')) continue; // the agent hides these
       console.log(`  ${line}`);
