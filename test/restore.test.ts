@@ -13,6 +13,7 @@ import { runTask, TaskRun } from './harness/run-task';
 import { authEnv, cleanupAll, git, refMap, tmpDir } from './harness/util';
 import { FakeHost } from './unit/fake-host';
 import { planPush, newReport, runRestore } from '../tasks/RepoRestore/RepoRestoreV1/src/restore';
+import { PUSH_REFSPEC } from '../tasks/RepoRestore/RepoRestoreV1/src/push';
 import { readRestoreSettings, repositoryNameProblem } from '../tasks/RepoRestore/RepoRestoreV1/src/settings';
 import { sourceFor } from '../tasks/RepoRestore/RepoRestoreV1/src/main';
 import { DevOpsClient } from '../tasks/common/src/devops';
@@ -193,17 +194,27 @@ describe('RepoRestore@1 round trip', function () {
     }, { 'Agent.TempDirectory': tmpDir('chunk-temp') }, { token: TOKEN });
     const settings = await readRestoreSettings(host, 'test');
     const report = newReport();
+    // Each push carries the refs created in the push repository just before it (one pattern refspec, not one per ref).
     const pushes: string[][] = [];
+    const refspecs: string[][] = [];
+    let staged: string[] = [];
     const gitTool = new Git(host);
     const push = gitTool.push.bind(gitTool);
-    gitTool.push = (dir, remote, refspecs, env, signal) => { pushes.push(refspecs); return push(dir, remote, refspecs, env, signal); };
+    const updateRefs = gitTool.updateRefs.bind(gitTool);
+    gitTool.updateRefs = (dir, commands) => {
+      const created = commands.filter((c) => c.startsWith('create ')).map((c) => c.split(' ')[1]);
+      if (created.length) staged = created;
+      return updateRefs(dir, commands);
+    };
+    gitTool.push = (dir, remote, specs, env, signal) => { pushes.push(staged); refspecs.push(specs); return push(dir, remote, specs, env, signal); };
     await runRestore(settings, {
       log: host, progress: () => undefined, git: gitTool, source: sourceFor(settings),
       devops: new DevOpsClient(settings.organization.url, settings.credentials, host),
       gitEnv: (u) => settings.credentials.gitEnv(u), pushChunk: { maxRefs: 2, maxChars: 10_000 },
     }, report);
     assert.deepStrictEqual(pushes.map((p) => p.length), [1, 2, 2, 1], 'default branch alone, then chunks of 2');
-    assert.strictEqual(pushes[0][0], 'refs/heads/main:refs/heads/main');
+    assert.deepStrictEqual(pushes[0], ['refs/heads/main']);
+    assert.ok(refspecs.every((r) => r.length === 1 && r[0] === PUSH_REFSPEC), JSON.stringify(refspecs));
     assert.strictEqual(report.refs.pushed, 6);
     assert.ok(report.refs.verified);
     await assertRoundTrip('chunked', corpus.repos.api, 'Team Alpha', 'api chunked');

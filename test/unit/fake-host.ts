@@ -35,10 +35,12 @@ export class FakeHost implements TaskHost {
 
   exec(tool: string, args: string[], options: ExecOptions = {}): Promise<ExecResult> {
     return new Promise((resolve) => {
-      execFile(tool, args, { cwd: options.cwd, env: options.env, maxBuffer: 64 << 20, signal: options.signal }, (err, stdout, stderr) => {
+      const child = execFile(tool, args, { cwd: options.cwd, env: options.env, maxBuffer: 64 << 20, signal: options.signal }, (err, stdout, stderr) => {
         const code = err ? (typeof (err as NodeJS.ErrnoException & { code?: unknown }).code === 'number' ? Number((err as { code?: unknown }).code) : 1) : 0;
         resolve({ code, stdout: String(stdout), stderr: String(stderr) });
       });
+      child.stdin?.on('error', () => undefined);
+      if (options.input !== undefined) child.stdin?.end(options.input);
     });
   }
 }

@@ -150,6 +150,16 @@ export class Git {
   }
 
   /**
+   * `git update-ref --stdin` in a local scratch repository (a restore's push repository): one transaction of `create <ref> <oid>` / `delete <ref>` lines
+   * (ref names have no spaces or newlines), any number of refs for one process.
+   */
+  async updateRefs(dir: string, commands: string[]): Promise<void> {
+    if (commands.length === 0) return;
+    // Only for scratch repositories (a restore's temporary copy): no fsync per ref (git ≥ 2.36; older git ignores it).
+    await this.run(['-c', 'core.fsync=none', 'update-ref', '--stdin'], { cwd: dir, input: commands.join('\n') + '\n' });
+  }
+
+  /**
    * `git lfs push --all <remote>`: uploads every LFS object referenced from any local ref that the local LFS store
    * holds. Objects the store lacks are reported (with `lfs.allowincompletepush` in `env`) rather than fatal.
    */

@@ -21,6 +21,8 @@ export interface ExecOptions {
   onStderr?(chunk: string): void;
   /** Aborting ends the child (SIGTERM) and rejects the call. */
   signal?: AbortSignal;
+  /** Written to the child's standard input, which is then closed (e.g. `git update-ref --stdin`). */
+  input?: string;
 }
 
 export interface ExecResult {

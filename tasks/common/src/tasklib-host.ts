@@ -119,8 +119,15 @@ export class TaskLibHost implements TaskHost {
       failOnStdErr: false,
       windowsVerbatimArguments: false,
     });
-    // The tool runner spawns synchronously; its child is not public, but its pid is what ends the whole tree.
-    const pid = (runner as unknown as { childProcess?: ChildProcess }).childProcess?.pid;
+    // The tool runner spawns synchronously; its child is not public, but its pid is what ends the whole tree, and
+    // its stdin is where `input` goes (the runner leaves the pipe open otherwise).
+    const child = (runner as unknown as { childProcess?: ChildProcess }).childProcess;
+    const pid = child?.pid;
+    if (options.input !== undefined) {
+      if (!child?.stdin) throw new Error(`cannot write to the standard input of ${tool}`);
+      child.stdin.on('error', () => undefined); // a tool that exits early closes the pipe: its exit code says what happened
+      child.stdin.end(options.input);
+    }
     if (pid) this.running.add(pid);
     let onAbort: (() => void) | undefined;
     const aborted = new Promise<never>((_resolve, reject) => {
