@@ -245,6 +245,9 @@ describe('Trust: temp space is not counted twice for clones in flight (item 6)',
     // b's upload waits until c has reserved its space and cloned: c then starts while b's whole mirror is on disk.
     let releaseB!: () => void;
     const bHeld = new Promise<void>((resolve) => { releaseB = resolve; });
+    // Should c fail (the bug: "not enough disk space"), b must not wait for ever: the test then fails on its assertions.
+    const originalError = host.error.bind(host);
+    host.error = (message: string) => { if (/Disk\/c: FAILED/.test(message)) releaseB(); originalError(message); };
     const inner = new FolderDestination(folder);
     const destination: Destination = Object.assign(Object.create(inner), {
       put: async (name: string, body: NodeJS.ReadableStream, opts: PutOptions) => {
