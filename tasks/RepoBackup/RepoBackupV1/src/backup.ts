@@ -5,6 +5,7 @@
 import { createHash } from 'crypto';
 import { promises as fsp, rmSync } from 'fs';
 import * as path from 'path';
+import { removeQuietly, removeWithRetries } from '../../../common/src/platform/remove';
 import { Readable } from 'stream';
 import { pipeline } from 'stream/promises';
 import { createArchiveStream, HashingStream } from '../../../common/src/archive';
@@ -117,7 +118,7 @@ export async function runBackup(settings: BackupSettings, deps: BackupDeps): Pro
     });
     results.push(...ordered.filter(Boolean));
   } finally {
-    await fsp.rm(runTemp, { recursive: true, force: true, maxRetries: 3 });
+    await removeQuietly(runTemp, (m) => log.warn(m));
     process.removeListener('exit', removeOnExit);
   }
   if (deps.signal?.aborted) return { plan, report: { results, startedAt, finishedAt: new Date(), warnings, gaps: coverage.gaps } };
@@ -296,7 +297,7 @@ class RepoWorker {
       await this.reserveDisk(dir, need, label);
       const env = this.deps.gitEnv(repo.remoteUrl);
       await withRetry(`git clone ${label}`, async () => {
-        await fsp.rm(dir, { recursive: true, force: true });
+        await removeWithRetries(dir);
         await git.cloneMirror(repo.remoteUrl, dir, env, signal);
       }, classifyMirrorError, log, policy, signal);
       const refs = await git.refs(dir);
@@ -325,7 +326,7 @@ class RepoWorker {
       return { repo, status: 'failed', error: redact(failureMessage(err, this.settings.run.tempDir)), durationMs: Date.now() - started };
     } finally {
       this.inFlight.delete(dir);
-      await fsp.rm(dir, { recursive: true, force: true }).catch((e) => log.warn(`Could not remove ${dir}: ${errorMessage(e)}`));
+      await removeQuietly(dir, (m) => log.warn(m));
     }
   }
 
