@@ -4,7 +4,7 @@ import * as tlInternal from 'azure-pipelines-task-lib/internal';
 import type { ChildProcess } from 'child_process';
 import { StringDecoder } from 'string_decoder';
 import { ExecOptions, ExecResult, TaskHost, TaskOutcome } from './host';
-import { endTree, killTreeSync } from './proctree';
+import { endTree, killTreeSync } from './platform/proctree';
 
 
 export class TaskLibHost implements TaskHost {
