@@ -56,13 +56,28 @@ describe('platform/proctree: ending a tool and everything it started, per platfo
     assert.deepStrictEqual(calls.filter((c) => c.startsWith('SIG')), ['SIGTERM 100', 'SIGTERM 101', 'SIGTERM 102'], 'no SIGKILL needed');
   });
 
-  it('macOS: a process that ignores SIGTERM is killed after the grace period, its new children with it', async () => {
+  it('macOS: a process that ignores SIGTERM is killed after the grace period; a child it starts meanwhile is signalled too', async () => {
     const table = new Map([[200, { ppid: 1, state: 'S', onTerm: 'ignore' as const }]]);
     const { sys, calls } = fakeUnix('darwin', table);
     setTimeout(() => table.set(201, { ppid: 200, state: 'R', onTerm: 'ignore' }), 50);
     await endTree(200, 300, sys);
-    assert.deepStrictEqual(calls.filter((c) => c.startsWith('SIG')), ['SIGTERM 200', 'SIGKILL 200', 'SIGKILL 201']);
+    assert.deepStrictEqual(calls.filter((c) => c.startsWith('SIG')), ['SIGTERM 200', 'SIGTERM 201', 'SIGKILL 200', 'SIGKILL 201']);
     assert.strictEqual(table.size, 0);
+  });
+
+  it('a hard exit while the tree is being ended kills the helpers already signalled, even once re-parented', async () => {
+    const table = new Map([
+      [300, { ppid: 1, state: 'S', onTerm: 'die' as const }],
+      [301, { ppid: 300, state: 'S', onTerm: 'ignore' as const }],
+    ]);
+    const { sys, calls } = fakeUnix('linux', table);
+    sys.readProc = () => parsePs([...table].map(([pid, e]) => `${pid} ${e.ppid} ${e.state}`).join('\n'));
+    const ending = endTree(300, 400, sys);
+    await new Promise((r) => setTimeout(r, 50));
+    table.get(301)!.ppid = 1; // its parent ended: init adopted it, it is no longer below the root
+    killTreeSync(300, sys);
+    assert.ok(calls.includes('SIGKILL 301'), calls.join('; '));
+    await ending;
   });
 
   it('a real zombie here, read through ps as on macOS: it answers kill(pid, 0) but is not running', async function () {

@@ -154,6 +154,12 @@ function exists(sys: ProcSystem, pid: number): boolean {
 const taskkill = (root: number) => ['/PID', String(root), '/T', '/F'];
 
 /**
+ * The processes `endTree` has signalled, per root, while it waits: a hard exit meanwhile (killTreeSync) kills them
+ * too, even when their parent has already ended and they are no longer found below the root.
+ */
+const signalled = new Map<number, Set<number>>();
+
+/**
  * Kills `root` and its descendants at once, for exit handlers, which cannot wait: SIGKILL to the tree, or on
  * Windows a detached `taskkill /T /F` that finishes the job after this process has gone.
  */
@@ -163,7 +169,9 @@ export function killTreeSync(root: number, sys: ProcSystem = realSystem): void {
     return;
   }
   const table = processTableSync(sys);
-  signal(sys, [root, ...(table ? descendantsIn(table, root) : [])], 'SIGKILL');
+  const known = [...(signalled.get(root) ?? [])].filter((pid) => pid !== root);
+  const pids = new Set([root, ...(table ? descendantsIn(table, root) : []), ...known, ...(table ? known.flatMap((pid) => descendantsIn(table, pid)) : [])]);
+  signal(sys, [...pids], 'SIGKILL');
 }
 
 /**
@@ -178,27 +186,43 @@ export async function endTree(root: number, graceMs = 1500, sys: ProcSystem = re
     while (exists(sys, root) && Date.now() < deadline) await sys.sleep(25);
     return;
   }
-  const first = await processTable(sys);
-  const pids = [root, ...(first ? descendantsIn(first, root) : [])];
-  signal(sys, pids, 'SIGTERM');
-  const running = async (list: number[]) => {
-    const table = await processTable(sys);
-    // Without a table (no ps), only "does the pid exist" can be asked: a zombie then counts as running.
-    return table ? { left: list.filter((pid) => isRunning(table, pid)), table } : { left: list.filter((pid) => exists(sys, pid)), table };
-  };
-  const deadline = Date.now() + graceMs;
-  let { left, table } = await running(pids);
-  while (left.length && Date.now() < deadline) {
-    await sys.sleep(first && sys.platform !== 'linux' ? 50 : 25);
-    ({ left, table } = await running(left));
-  }
-  if (left.length) {
-    // Helpers started meanwhile are caught too.
-    signal(sys, [...left, ...(table ? left.flatMap((pid) => descendantsIn(table!, pid)) : [])], 'SIGKILL');
-    const hard = Date.now() + 1000;
-    while (left.length && Date.now() < hard) {
-      await sys.sleep(10);
-      ({ left } = await running(left));
+  const known = new Set<number>([root]);
+  signalled.set(root, known);
+  try {
+    const first = await processTable(sys);
+    const pids = [root, ...(first ? descendantsIn(first, root) : [])];
+    pids.forEach((pid) => known.add(pid));
+    signal(sys, pids, 'SIGTERM');
+    const running = async (list: number[]) => {
+      const table = await processTable(sys);
+      if (!table) {
+        // Without a table (no ps), only "does the pid exist" can be asked: a zombie then counts as running.
+        return { left: list.filter((pid) => exists(sys, pid)), table };
+      }
+      // A helper started just before the first signal, below a process still running, is signalled too.
+      const late = list.flatMap((pid) => descendantsIn(table, pid)).filter((pid) => !known.has(pid) && isRunning(table, pid));
+      late.forEach((pid) => known.add(pid));
+      signal(sys, late, 'SIGTERM');
+      return { left: [...list, ...late].filter((pid) => isRunning(table, pid)), table };
+    };
+    const deadline = Date.now() + graceMs;
+    let { left, table } = await running(pids);
+    while (left.length && Date.now() < deadline) {
+      await sys.sleep(first && sys.platform !== 'linux' ? 50 : 25);
+      ({ left, table } = await running(left));
     }
+    if (left.length) {
+      // Helpers started meanwhile are caught too.
+      const rest = [...left, ...(table ? left.flatMap((pid) => descendantsIn(table!, pid)) : [])];
+      rest.forEach((pid) => known.add(pid));
+      signal(sys, rest, 'SIGKILL');
+      const hard = Date.now() + 1000;
+      while (left.length && Date.now() < hard) {
+        await sys.sleep(10);
+        ({ left } = await running(left));
+      }
+    }
+  } finally {
+    signalled.delete(root);
   }
 }
