@@ -2,7 +2,7 @@ import assert from 'assert';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { removeQuietly, removeWithRetries } from '../../tasks/common/src/platform/remove';
+import { removeQuietly, removeSyncQuietly, removeWithRetries } from '../../tasks/common/src/platform/remove';
 
 const busy = (code = 'EBUSY') => Object.assign(new Error(`${code}: resource busy or locked, rmdir 'x'`), { code });
 
@@ -63,5 +63,16 @@ describe('platform/remove: removal with retries (Windows scanners and indexers)'
     fs.chmodSync(pack, 0o444);
     await removeWithRetries(target);
     assert.strictEqual(fs.existsSync(target), false);
+  });
+});
+
+describe('platform/remove: in exit handlers', () => {
+  it('removeSyncQuietly never throws (an exception in an exit handler would skip the others)', () => {
+    const busy = () => { throw Object.assign(new Error('EBUSY: resource busy or locked'), { code: 'EBUSY' }); };
+    assert.strictEqual(removeSyncQuietly('/nonexistent/x', busy), false);
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rb-remove-sync-'));
+    fs.writeFileSync(path.join(dir, 'f'), 'x');
+    assert.strictEqual(removeSyncQuietly(dir), true);
+    assert.strictEqual(fs.existsSync(dir), false);
   });
 });

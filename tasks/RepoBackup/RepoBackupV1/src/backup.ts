@@ -3,9 +3,9 @@
  * clean up; then the manifest. One repository's failure is recorded and never stops the others.
  */
 import { createHash } from 'crypto';
-import { promises as fsp, rmSync } from 'fs';
+import { promises as fsp } from 'fs';
 import * as path from 'path';
-import { removeQuietly, removeWithRetries } from '../../../common/src/platform/remove';
+import { removeQuietly, removeSyncQuietly, removeWithRetries } from '../../../common/src/platform/remove';
 import { Readable } from 'stream';
 import { pipeline } from 'stream/promises';
 import { createArchiveStream, HashingStream } from '../../../common/src/archive';
@@ -91,7 +91,7 @@ export async function runBackup(settings: BackupSettings, deps: BackupDeps): Pro
   if (!destination) throw new Error('no destination');
   const runTemp = await fsp.mkdtemp(path.join(settings.run.tempDir, 'repobackup-'));
   // A hard exit (a second cancel signal, a run that does not wind down in time) skips the `finally` below.
-  const removeOnExit = () => rmSync(runTemp, { recursive: true, force: true, maxRetries: 3 });
+  const removeOnExit = () => { removeSyncQuietly(runTemp); };
   process.on('exit', removeOnExit);
   const names = new NameClaims([plan.manifestName, ...plan.selected.map((p) => p.archive)]);
   try {

@@ -4,7 +4,7 @@
  * fails with EBUSY or EPERM. Node's own `maxRetries` covers a few hundred milliseconds; a scan of a large pack
  * takes longer. Removal is retried with a growing pause, and clean-up never turns a good result into a failure.
  */
-import { promises as fsp } from 'fs';
+import { promises as fsp, rmSync } from 'fs';
 import { errorMessage } from '../errors';
 
 /** Errors a scanner, an indexer or a slow share gives while it holds a file; worth waiting for. */
@@ -49,6 +49,20 @@ export async function removeQuietly(target: string, warn: (message: string) => v
     return true;
   } catch (err) {
     warn(`Could not remove ${target}: ${errorMessage(err)}. Another process (an antivirus scanner, the search indexer) may hold it; it is left behind and can be deleted.`);
+    return false;
+  }
+}
+
+/**
+ * For `process.on('exit')` handlers, which cannot wait: one synchronous removal (Node's own short retries) that
+ * never throws (an exception there would skip the other exit handlers). Whatever is left stays for the agent's
+ * clean-up of Agent.TempDirectory; returns whether it is gone.
+ */
+export function removeSyncQuietly(target: string, rm: (t: string, o: { recursive: boolean; force: boolean; maxRetries: number }) => void = rmSync): boolean {
+  try {
+    rm(target, { recursive: true, force: true, maxRetries: 3 });
+    return true;
+  } catch {
     return false;
   }
 }
