@@ -7,7 +7,7 @@
 import { promises as fsp } from 'fs';
 import * as path from 'path';
 import { DevOpsClient } from '../../../common/src/devops';
-import { errorMessage, RunError } from '../../../common/src/errors';
+import { RunError } from '../../../common/src/errors';
 import { Git } from '../../../common/src/git';
 import { Logger } from '../../../common/src/host';
 import { RetryPolicy } from '../../../common/src/retry';
