@@ -2,13 +2,15 @@
  * Where archives go. A Destination stores a stream under a name, never overwriting, and knows nothing of git.
  */
 import { AnonymousCredential, BlockBlobClient, BlockBlobTier, ContainerClient } from '@azure/storage-blob';
-import { constants as fsc, createWriteStream, promises as fsp } from 'fs';
+import { createWriteStream, promises as fsp } from 'fs';
 import * as path from 'path';
 import { Readable } from 'stream';
 import { finished, pipeline } from 'stream/promises';
 import { randomBytes } from 'crypto';
 import { RunError } from './errors';
 import { redact } from './credentials';
+import { NameTakenError, probePublishing, publishFile, PublishFs, PublishMethod, realFs } from './platform/publish';
+import { removeQuietly, RemoveOptions } from './platform/remove';
 
 export type Metadata = Record<string, string>;
 
@@ -424,15 +426,39 @@ function blobError(err: unknown, name: string, policy?: string): Error {
 }
 
 /**
- * A folder (local disk or file share). Writes go to a hidden temporary name first and are linked into place
- * only when complete, so a reader never sees half an archive and nothing is replaced. A `<name>.sha256` file
- * in `sha256sum` format sits beside each archive whose metadata carries a `sha256`.
+ * A folder (local disk or file share). Writes go to a hidden temporary name first and are published under the
+ * final name only when complete (see platform/publish.ts: a hard link, or where the file system has none an
+ * exclusively created name the finished file is renamed over), so a reader never sees half an archive and nothing
+ * is replaced. A `<name>.sha256` file in `sha256sum` format sits beside each archive whose metadata carries a
+ * `sha256`. Clean-up that fails (a scanner holding the temporary file) never fails a published archive.
  */
 export class FolderDestination implements Destination {
   readonly description: string;
+  private method: PublishMethod = 'link';
+  private readonly notes: string[] = [];
 
-  constructor(private readonly root: string) {
+  constructor(private readonly root: string, private readonly fs: PublishFs = realFs, private readonly removal: RemoveOptions = {}) {
     this.description = `folder ${root}`;
+  }
+
+  /** Before any work: finds out whether the folder has hard links (FAT/exFAT and some NAS do not). */
+  async check(): Promise<void> {
+    try {
+      await fsp.mkdir(this.root, { recursive: true });
+      this.method = (await probePublishing(this.root, this.fs)).method;
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      throw new RunError(`The destination folder ${this.root} cannot be written (${code ?? errorText(err)}). Grant the agent's account write access, or choose another folder.`);
+    }
+  }
+
+  /** How archives are published here: `link` (hard link) or `claim` (exclusive create, then rename). */
+  get publishing(): PublishMethod {
+    return this.method;
+  }
+
+  warnings(): string[] {
+    return [...this.notes];
   }
 
   async put(name: string, body: Readable, options: PutOptions = {}): Promise<void> {
@@ -458,10 +484,11 @@ export class FolderDestination implements Destination {
       // replaced and never left beside someone else's archive.
       const sidecar = sha ? await claim(`${target}.sha256`, name) : undefined;
       try {
-        await publish(temp, target, name);
+        this.method = await publishFile(temp, target, this.method, this.fs);
       } catch (err) {
         await sidecar?.close();
-        if (sidecar) await fsp.rm(`${target}.sha256`, { force: true });
+        if (sidecar) await removeQuietly(`${target}.sha256`, (m) => this.notes.push(m), this.removal);
+        if (err instanceof NameTakenError) throw new AlreadyExistsError(name);
         throw err;
       }
       if (sidecar) {
@@ -469,9 +496,14 @@ export class FolderDestination implements Destination {
         await sidecar.close();
       }
     } finally {
-      await fsp.rm(temp, { force: true });
+      // Published (or not): the temporary name goes. A scanner holding it must not fail a stored archive.
+      await removeQuietly(temp, (m) => this.notes.push(m), this.removal);
     }
   }
+}
+
+function errorText(err: unknown): string {
+  return String((err as Error)?.message ?? err).split('\n')[0];
 }
 
 async function claim(file: string, name: string): Promise<fsp.FileHandle> {
@@ -480,22 +512,5 @@ async function claim(file: string, name: string): Promise<fsp.FileHandle> {
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new AlreadyExistsError(name);
     throw err;
-  }
-}
-
-async function publish(temp: string, target: string, name: string): Promise<void> {
-  try {
-    await fsp.link(temp, target);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'EEXIST') throw new AlreadyExistsError(name);
-    if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EXDEV' && code !== 'ENOSYS') throw err;
-    // Shares without hard links: copy exclusively (fails if the name appeared meanwhile).
-    try {
-      await fsp.copyFile(temp, target, fsc.COPYFILE_EXCL);
-    } catch (copyErr) {
-      if ((copyErr as NodeJS.ErrnoException).code === 'EEXIST') throw new AlreadyExistsError(name);
-      throw copyErr;
-    }
   }
 }

@@ -7,10 +7,11 @@ import { createGunzip } from 'zlib';
 import * as tar from 'tar-stream';
 import * as yauzl from 'yauzl';
 import { ArchiveFormat } from './archive';
+import { isInside } from './platform/paths';
 
 function safeTarget(root: string, name: string): string {
   const target = path.resolve(root, name);
-  if (target !== root && !target.startsWith(root + path.sep)) throw new Error(`archive entry '${name}' points outside the target folder`);
+  if (!isInside(root, target, { orSelf: true })) throw new Error(`archive entry '${name}' points outside the target folder`);
   return target;
 }
 

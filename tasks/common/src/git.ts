@@ -63,12 +63,15 @@ export class Git {
     if (m && (Number(m[1]) < MIN_GIT[0] || (Number(m[1]) === MIN_GIT[0] && Number(m[2]) < MIN_GIT[1]))) {
       throw new RunError(`${version} is too old: credentials are passed to git through GIT_CONFIG_COUNT, which needs git ${MIN_GIT.join('.')} or later.`);
     }
+    this.host.info?.(`git: ${version}`);
     return version;
   }
 
   async lfsVersion(): Promise<string | undefined> {
     const result = await this.run(['lfs', 'version'], { allowFailure: true });
-    return result.code === 0 ? result.stdout.trim() : undefined;
+    const version = result.code === 0 ? result.stdout.trim() : undefined;
+    if (version) this.host.info?.(`git-lfs: ${version}`);
+    return version;
   }
 
   /** `git clone --mirror`: every ref (branches, tags, notes, pull request refs) into a bare repository. */

@@ -9,6 +9,7 @@ import { createReadStream, promises as fsp } from 'fs';
 import * as path from 'path';
 import { Readable } from 'stream';
 import { redact } from './credentials';
+import { isInside } from './platform/paths';
 
 export interface SourceObject {
   stream: Readable;
@@ -139,14 +140,16 @@ export class FolderSource implements Source {
   readonly description: string;
   private readonly root: string;
 
-  constructor(root: string) {
-    this.root = path.resolve(root);
+  /** `paths` is the platform's path module (`path.win32` in tests of Windows paths). */
+  constructor(root: string, private readonly paths: path.PlatformPath = path) {
+    this.root = paths.resolve(root);
     this.description = `folder ${this.root}`;
   }
 
-  private resolve(name: string): string {
-    const target = path.resolve(this.root, ...name.split('/'));
-    if (!target.startsWith(this.root + path.sep)) throw new Error(`'${name}' points outside ${this.description}`);
+  /** The file of `name`; refuses names that lead outside the folder (a drive root such as `E:\` included). */
+  resolve(name: string): string {
+    const target = this.paths.resolve(this.root, ...name.split('/'));
+    if (!isInside(this.root, target, { paths: this.paths })) throw new Error(`'${name}' points outside ${this.description}`);
     return target;
   }
 

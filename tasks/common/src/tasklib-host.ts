@@ -4,7 +4,8 @@ import * as tlInternal from 'azure-pipelines-task-lib/internal';
 import type { ChildProcess } from 'child_process';
 import { StringDecoder } from 'string_decoder';
 import { ExecOptions, ExecResult, TaskHost, TaskOutcome } from './host';
-import { endTree, killTreeSync } from './proctree';
+import { findGit, findGitLfs, gitMissingMessage, realLookup } from './platform/git-lookup';
+import { endTree, killTreeSync } from './platform/proctree';
 
 
 export class TaskLibHost implements TaskHost {
@@ -89,10 +90,21 @@ export class TaskLibHost implements TaskHost {
     tl.setResult(tl.TaskResult[outcome], message);
   }
 
+  /** git on PATH, else the agent's own (Windows); says once which git and git-lfs the run uses. */
+  private locateGit(): string {
+    const sys = realLookup((t) => tl.which(t, false) || undefined);
+    const home = this.variable('Agent.HomeDirectory');
+    const git = findGit(home, sys);
+    if (!git) throw new Error(gitMissingMessage(home, sys.platform));
+    const lfs = findGitLfs(git, sys);
+    this.info(`Using git ${git.path} (${git.from}); git-lfs ${lfs ? `${lfs.path} (${lfs.from})` : 'not found next to it or on PATH'}.`);
+    return git.path;
+  }
+
   async exec(tool: string, args: string[], options: ExecOptions = {}): Promise<ExecResult> {
     let toolPath = this.toolPaths.get(tool);
     if (!toolPath) {
-      toolPath = tl.which(tool, true);
+      toolPath = tool === 'git' ? this.locateGit() : tl.which(tool, true);
       this.toolPaths.set(tool, toolPath);
     }
     const runner = tl.tool(toolPath).arg(args);

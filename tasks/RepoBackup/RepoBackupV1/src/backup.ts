@@ -3,8 +3,9 @@
  * clean up; then the manifest. One repository's failure is recorded and never stops the others.
  */
 import { createHash } from 'crypto';
-import { promises as fsp, rmSync } from 'fs';
+import { promises as fsp } from 'fs';
 import * as path from 'path';
+import { removeQuietly, removeSyncQuietly, removeWithRetries } from '../../../common/src/platform/remove';
 import { Readable } from 'stream';
 import { pipeline } from 'stream/promises';
 import { createArchiveStream, HashingStream } from '../../../common/src/archive';
@@ -90,7 +91,7 @@ export async function runBackup(settings: BackupSettings, deps: BackupDeps): Pro
   if (!destination) throw new Error('no destination');
   const runTemp = await fsp.mkdtemp(path.join(settings.run.tempDir, 'repobackup-'));
   // A hard exit (a second cancel signal, a run that does not wind down in time) skips the `finally` below.
-  const removeOnExit = () => rmSync(runTemp, { recursive: true, force: true, maxRetries: 3 });
+  const removeOnExit = () => { removeSyncQuietly(runTemp); };
   process.on('exit', removeOnExit);
   const names = new NameClaims([plan.manifestName, ...plan.selected.map((p) => p.archive)]);
   try {
@@ -117,7 +118,7 @@ export async function runBackup(settings: BackupSettings, deps: BackupDeps): Pro
     });
     results.push(...ordered.filter(Boolean));
   } finally {
-    await fsp.rm(runTemp, { recursive: true, force: true, maxRetries: 3 });
+    await removeQuietly(runTemp, (m) => log.warn(m));
     process.removeListener('exit', removeOnExit);
   }
   if (deps.signal?.aborted) return { plan, report: { results, startedAt, finishedAt: new Date(), warnings, gaps: coverage.gaps } };
@@ -296,7 +297,7 @@ class RepoWorker {
       await this.reserveDisk(dir, need, label);
       const env = this.deps.gitEnv(repo.remoteUrl);
       await withRetry(`git clone ${label}`, async () => {
-        await fsp.rm(dir, { recursive: true, force: true });
+        await removeWithRetries(dir);
         await git.cloneMirror(repo.remoteUrl, dir, env, signal);
       }, classifyMirrorError, log, policy, signal);
       const refs = await git.refs(dir);
@@ -325,7 +326,7 @@ class RepoWorker {
       return { repo, status: 'failed', error: redact(failureMessage(err, this.settings.run.tempDir)), durationMs: Date.now() - started };
     } finally {
       this.inFlight.delete(dir);
-      await fsp.rm(dir, { recursive: true, force: true }).catch((e) => log.warn(`Could not remove ${dir}: ${errorMessage(e)}`));
+      await removeQuietly(dir, (m) => log.warn(m));
     }
   }
 

@@ -206,19 +206,36 @@ export function safeSegment(name: string): string {
   let s = name.normalize('NFC').replace(/[\u0000-\u001f\u007f\\/:*?"<>|]/g, '_').replace(/[. ]+$/, '');
   if (s.length > 200) s = s.slice(0, 200);
   if (!s || s === '.' || s === '..') s = '_';
+  // Windows' device names (CON, AUX, NUL, COM1, LPT1, … with or without an extension) are no file or folder name.
+  if (WINDOWS_DEVICE.test(s)) s = `${s}_`;
   return s;
 }
 
-/** `project/repo.ext` for each repository; the repository id is added where two names would collide. */
+const WINDOWS_DEVICE = /^(CON|PRN|AUX|NUL|COM[0-9\u00b9\u00b2\u00b3]|LPT[0-9\u00b9\u00b2\u00b3])(\..*)?$/i;
+
+/**
+ * The key under which two names are the same file on a case-insensitive file system (NTFS, APFS, SMB shares):
+ * upper- then lower-cased, so that letters with one upper case but two lower cases (`ſ`/`s`, `ı`/`i`, the Kelvin
+ * sign) fall together as Windows' upcase table puts them. It joins a few names no file system joins (`ß`/`ss`);
+ * they get the id too, which costs nothing.
+ */
+export function caseFoldKey(name: string): string {
+  return name.normalize('NFC').toUpperCase().toLowerCase();
+}
+
+/**
+ * `project/repo.ext` for each repository; the repository id is added where two names would collide, also on a
+ * case-insensitive file system (`caseFoldKey`). Temporary mirror folders are named by index, never by name.
+ */
 export function archiveNames(repos: RepoInfo[], format: ArchiveFormat): Map<string, string> {
   const ext = archiveExtension(format);
   const base = (r: RepoInfo) => `${safeSegment(r.project.name)}/${safeSegment(r.name)}`;
   const counts = new Map<string, number>();
-  for (const r of repos) counts.set(base(r).toLowerCase(), (counts.get(base(r).toLowerCase()) ?? 0) + 1);
+  for (const r of repos) counts.set(caseFoldKey(base(r)), (counts.get(caseFoldKey(base(r))) ?? 0) + 1);
   const names = new Map<string, string>();
   for (const r of repos) {
     const b = base(r);
-    names.set(r.id, (counts.get(b.toLowerCase())! > 1 ? `${b}_${r.id}` : b) + `.${ext}`);
+    names.set(r.id, (counts.get(caseFoldKey(b))! > 1 ? `${b}_${r.id}` : b) + `.${ext}`);
   }
   return names;
 }

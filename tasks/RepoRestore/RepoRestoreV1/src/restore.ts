@@ -7,12 +7,13 @@
 import { promises as fsp } from 'fs';
 import * as path from 'path';
 import { DevOpsClient } from '../../../common/src/devops';
-import { errorMessage, RunError } from '../../../common/src/errors';
+import { RunError } from '../../../common/src/errors';
 import { Git } from '../../../common/src/git';
 import { Logger } from '../../../common/src/host';
 import { RetryPolicy } from '../../../common/src/retry';
 import { Source } from '../../../common/src/sources';
 import { formatBytes } from '../../../common/src/format';
+import { removeQuietly } from '../../../common/src/platform/remove';
 import { checkRepository, differencesFromRecord } from './check';
 import { BlobLocation, fetchArchive } from './fetch';
 import { locate } from './locate';
@@ -100,7 +101,7 @@ export async function runRestore(settings: RestoreSettings, deps: RestoreDeps, r
     // 3. Extract: a bare repository at the root or in the one top folder; its config replaced, credentials dropped.
     deps.progress(45, 'extracting');
     const unpacked = await unpackArchive(archiveFile, located.format, path.join(work, 'repo'), git, located.archive);
-    await fsp.rm(archiveFile, { force: true });
+    await removeQuietly(archiveFile, (m) => log.warn(m));
     report.layout = unpacked.layout.kind === 'root' ? 'at the root' : `in the top folder '${unpacked.layout.name}'`;
     if (unpacked.layout.kind === 'folder') log.info(`The repository is in the archive's top folder '${unpacked.layout.name}' (as a bare clone zipped with its folder).`);
     if (unpacked.credentialKeys.length) warn(credentialWarning(located.archive, unpacked.credentialKeys));
@@ -151,6 +152,6 @@ export async function runRestore(settings: RestoreSettings, deps: RestoreDeps, r
       throw new RunError(`${report.refs.rejected.length} of ${toPush.length} refs were not restored (${report.refs.rejected.slice(0, 3).map((r) => `${r.ref}: ${r.reason}`).join('; ')}${report.refs.rejected.length > 3 ? '; …' : ''}).`);
     }
   } finally {
-    await fsp.rm(work, { recursive: true, force: true, maxRetries: 3 }).catch((e) => log.warn(`Could not remove ${work}: ${errorMessage(e)}`));
+    await removeQuietly(work, (m) => log.warn(m));
   }
 }

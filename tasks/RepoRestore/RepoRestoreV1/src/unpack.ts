@@ -7,6 +7,7 @@
  */
 import { promises as fsp } from 'fs';
 import * as path from 'path';
+import { removeWithRetries } from '../../../common/src/platform/remove';
 import { ArchiveFormat } from '../../../common/src/archive';
 import { errorMessage } from '../../../common/src/errors';
 import { extractArchiveFile } from '../../../common/src/extract';
@@ -109,7 +110,7 @@ export async function prepareRepository(dir: string, git: Git): Promise<string> 
   if (format !== 'sha1' && format !== 'sha256') throw new CorruptArchiveError(`The archive's repository uses object format '${format}', which this git cannot read.`);
   for (const sub of ['objects/info', 'objects/pack', 'refs/heads', 'refs/tags']) await fsp.mkdir(path.join(dir, sub), { recursive: true });
   for (const p of ['hooks', 'objects/info/alternates', 'objects/info/http-alternates', 'info/grafts', 'shallow', 'commondir', 'FETCH_HEAD']) {
-    await fsp.rm(path.join(dir, p), { recursive: true, force: true });
+    await removeWithRetries(path.join(dir, p));
   }
   await writeConfig(dir, format);
   return format;

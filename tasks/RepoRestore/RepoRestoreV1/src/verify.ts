@@ -6,6 +6,7 @@
  */
 import { promises as fsp } from 'fs';
 import * as path from 'path';
+import { removeQuietly } from '../../../common/src/platform/remove';
 import { withGitConfig } from '../../../common/src/credentials';
 import { DevOpsClient, RepoInfo } from '../../../common/src/devops';
 import { errorMessage, RunError } from '../../../common/src/errors';
@@ -158,7 +159,7 @@ export async function verifyOne(entry: ManifestEntry, manifest: string, settings
       { ...deps, log: quiet, progress: () => undefined }, (m) => notes.push(m));
     result.sha256 = fetched.sha256;
     const unpacked = await unpackArchive(file, format, path.join(work, 'repo'), deps.git, entry.archive);
-    await fsp.rm(file, { force: true });
+    await removeQuietly(file, (m) => deps.log.warn(m));
     if (unpacked.credentialKeys.length) notes.push(credentialWarning(entry.archive, unpacked.credentialKeys));
     const checked = await checkRepository(unpacked.repoDir, deps.git, deps.signal);
     result.lfsObjects = checked.lfs.objects;
@@ -194,7 +195,7 @@ export async function verifyOne(entry: ManifestEntry, manifest: string, settings
     result.status = err instanceof CorruptArchiveError ? 'corrupt' : 'failed';
     result.details = errorMessage(err);
   } finally {
-    if (work) await fsp.rm(work, { recursive: true, force: true, maxRetries: 3 }).catch((e) => deps.log.warn(`Could not remove ${work}: ${errorMessage(e)}`));
+    if (work) await removeQuietly(work, (m) => deps.log.warn(m));
   }
   if (notes.length) result.details += ` (${notes.join(' ')})`;
   return result;
