@@ -6,6 +6,9 @@
 // exist anywhere. The task trusts the test CA as an agent with a custom CA does (NODE_EXTRA_CA_CERTS).
 import * as assert from 'assert';
 import * as crypto from 'crypto';
+import * as fs from 'fs';
+import * as https from 'https';
+import * as net from 'net';
 import * as path from 'path';
 import { AzuriteHandle, startAzurite } from './harness/azurite';
 import { allFileBytes, assertArchiveMatches, assertNoSecretInBytes, assertNoSecretInOutput, assertNoSecretInUrls, manifests, readContainer } from './harness/checks';
@@ -13,7 +16,7 @@ import { buildStandardCorpus, StandardCorpus } from './harness/corpus';
 import { DevOpsStandIn } from './harness/devops-standin';
 import { EntraStandIn, makeTestPki, OidcIssuer, TestPki } from './harness/entra-standin';
 import { runTask, TaskRun } from './harness/run-task';
-import { cleanupAll, refMap, tmpDir } from './harness/util';
+import { cleanupAll, delay, refMap, tmpDir } from './harness/util';
 import { DEVOPS_RESOURCE, DEVOPS_SCOPE, STORAGE_SCOPE } from '../tasks/common/src/identity';
 
 const ROOT = path.resolve(__dirname, '..', '..');
@@ -130,5 +133,130 @@ describe('Service connection (workload identity federation): no SAS, no PAT', fu
     assertNoSecretInUrls('Azurite', azurite.requestUrls(), secrets());
     assertNoSecretInUrls('Azure DevOps', standin.requests.map((q) => q.url), secrets());
     console.log(`      WIF: ${checked} archives verified, ${entra.requests.length} Entra token requests, ${oidc.issued.length} OIDC tokens, ${entra.issued.length} access tokens, all masked; backup ${backup.durationMs} ms, restore ${restore.durationMs} ms`);
+  });
+
+  it('renews tokens with a 20-second lifetime in a run that lasts longer (REST, git and storage)', async () => {
+    entra.tokenLifetimeSec = 20;
+    oidc.lifetimeSec = 20;
+    await azurite.createContainer('refresh');
+    standin.clearLog();
+    const since = entra.requests.length;
+    // The repository list is throttled once for 12 s and every git request of 'api' waits 4 s: the run lasts well past
+    // the first tokens' expiry, and the stand-ins check expiry on every request.
+    standin.faults.throttleRest = { count: 1, retryAfterSeconds: 12, path: /_apis\/git\/repositories/ };
+    standin.faults.slowGit = { repo: 'api', delayMs: 4000 };
+    try {
+      const run = await task(BACKUP, { ...blobInputs(), containerName: 'refresh', authType: 'serviceConnection', concurrency: '1' }, { variables: { 'Build.BuildId': '2002' } });
+      assert.strictEqual(run.result?.result, 'Succeeded', explain(run));
+      const mine = entra.requests.slice(since).filter((q) => q.status === 200);
+      const devops = mine.filter((q) => q.scope === DEVOPS_SCOPE);
+      const storage = mine.filter((q) => q.scope === STORAGE_SCOPE);
+      const first = devops[0].at;
+      const last = Math.max(...standin.requests.map((q) => q.at));
+      assert.ok(last - first > 20_000, `Azure DevOps was used ${last - first} ms after the first token (must outlast its 20 s lifetime)`);
+      assert.ok(devops.length >= 2, `the Azure DevOps token was renewed (${devops.length} tokens)`);
+      assert.ok(storage.length >= 2, `the storage token was renewed (${storage.length} tokens)`);
+      assert.deepStrictEqual(standin.requests.filter((q) => q.status === 401).map((q) => q.url), [], 'no request was refused for an expired token');
+      const files = await readContainer(azurite.serviceClient().getContainerClient('refresh'));
+      assert.strictEqual(manifests(files).length, 1, 'the manifest was stored after the renewals');
+      for (const r of runs) assertNoSecretInOutput(r, secrets());
+      console.log(`      refresh: run ${run.durationMs} ms with 20 s tokens; Azure DevOps used ${last - first} ms after the first token; ${devops.length} Azure DevOps and ${storage.length} storage tokens`);
+    } finally {
+      standin.faults = {};
+      entra.tokenLifetimeSec = 3600;
+      oidc.lifetimeSec = 600;
+    }
+  });
+
+  describe('refusals name the fix before any clone', () => {
+    const CONN_OTHER = crypto.randomUUID();
+    const CONN_UNAUTHORIZED = crypto.randomUUID();
+    const CONN_NONMEMBER = crypto.randomUUID();
+    const nonMember = crypto.randomUUID();
+    const spClient = crypto.randomUUID();
+    let storage403: https.Server;
+    let storage403Url = '';
+
+    before(async () => {
+      standin.oidc!.connections.set(CONN_OTHER, 'sc://contoso/Team Alpha/some-other-connection');
+      standin.oidc!.connections.set(CONN_NONMEMBER, 'sc://contoso/Team Alpha/non-member');
+      entra.register({ clientId: nonMember, federated: { issuer: oidc.issuer, subject: 'sc://contoso/Team Alpha/non-member' } });
+      entra.register({ clientId: spClient, secret: SP_SECRET });
+      const accepts = standin.acceptEntraToken!;
+      const appOf = (t: string) => { try { return JSON.parse(Buffer.from(t.split('.')[1], 'base64url').toString()).appid; } catch { return undefined; } };
+      standin.acceptEntraToken = (t) => accepts(t) && appOf(t) !== nonMember;
+      // Azure Storage as it answers a principal without a data role on the container.
+      storage403 = https.createServer({ cert: fs.readFileSync(pki.cert), key: fs.readFileSync(pki.key) }, (req, res) => {
+        req.resume();
+        req.on('end', () => res.writeHead(403, { 'Content-Type': 'application/xml', 'x-ms-error-code': 'AuthorizationPermissionMismatch' })
+          .end('<?xml version="1.0" encoding="utf-8"?><Error><Code>AuthorizationPermissionMismatch</Code><Message>This request is not authorized to perform this operation using this permission.</Message></Error>'));
+      });
+      await new Promise<void>((resolve) => storage403.listen(0, '127.0.0.1', () => resolve()));
+      storage403Url = `https://127.0.0.1:${(storage403.address() as net.AddressInfo).port}/acct`;
+    });
+    after(async () => {
+      storage403?.closeAllConnections?.();
+      await new Promise<void>((resolve) => (storage403 ? storage403.close(() => resolve()) : resolve()));
+    });
+
+    async function refused(label: string, inputs: Record<string, string>, env: Record<string, string>, expect: RegExp[], entry = BACKUP): Promise<void> {
+      standin.clearLog();
+      // The one uncommitted probe block of the storage check (never committed, never listed) is not an upload.
+      const uploads = () => azurite.requests().filter((q) => q.method === 'PUT' && !q.url.includes('.repobackup-write-check')).length;
+      const putsBefore = uploads();
+      const run = await task(entry, inputs, { env });
+      assert.strictEqual(run.result?.result, 'Failed', `${label}: ${explain(run)}`);
+      for (const re of expect) assert.match(run.result!.message, re, `${label}: ${run.result!.message}`);
+      assert.deepStrictEqual(standin.requests.filter((q) => q.route !== 'rest').map((q) => q.url), [], `${label}: no git or LFS request`);
+      assert.strictEqual(uploads(), putsBefore, `${label}: nothing uploaded`);
+      assertNoSecretInOutput(run, secrets());
+      console.log(`      ${label}: ${run.result!.message.slice(0, 160)}…`);
+    }
+    const endpoint = (id: string, scheme: string, params: Record<string, string>) => endpointEnv(id, scheme, params);
+    const backupInputs = (id: string) => ({ ...blobInputs(), authType: 'serviceConnection', azureSubscription: id });
+
+    it('the federated credential does not match the service connection', () =>
+      refused('subject mismatch', backupInputs(CONN_OTHER), endpoint(CONN_OTHER, 'WorkloadIdentityFederation', wifParams()),
+        [/federated credential/, /sc:\/\/<organization>\/<project>\/<connection name>/, /AADSTS700213/]));
+
+    it('the connection is not authorized for this pipeline', () =>
+      refused('not authorized', backupInputs(CONN_UNAUTHORIZED), endpoint(CONN_UNAUTHORIZED, 'WorkloadIdentityFederation', wifParams()),
+        [/^Azure DevOps refused the OIDC token/, /authorized for this pipeline/, /Pipeline permissions/]));
+
+    it('the principal is not a member of the organization', () =>
+      refused('not a member', backupInputs(CONN_NONMEMBER), endpoint(CONN_NONMEMBER, 'WorkloadIdentityFederation', { ...wifParams(), serviceprincipalid: nonMember }),
+        [/member of the organization/, /Read on Repositories/]));
+
+    it('the principal lacks Storage Blob Data Contributor (403 AuthorizationPermissionMismatch)', () =>
+      refused('no data role', { ...backupInputs(CONNECTION), blobEndpoint: storage403Url }, {},
+        [/Storage Blob Data Contributor/, /AuthorizationPermissionMismatch/, /az role assignment create/]));
+
+    it('an unsupported scheme lists the supported ones', () =>
+      refused('unsupported scheme', backupInputs(CONNECTION), endpoint(CONNECTION, 'UsernamePassword', { username: 'u', password: SP_SECRET }),
+        [/UsernamePassword/, /WorkloadIdentityFederation, ServicePrincipal, ManagedServiceIdentity/]));
+
+    it('a service principal secret that Entra refuses', () =>
+      refused('wrong secret', backupInputs(CONNECTION), endpoint(CONNECTION, 'ServicePrincipal', { tenantid: entra.tenantId, serviceprincipalid: spClient, serviceprincipalkey: `${SP_SECRET}x`, authenticationType: 'spnKey' }),
+        [/secret is wrong or expired/, /AADSTS7000215/]));
+
+    it('restore: the connection is not authorized for this pipeline', () =>
+      refused('restore not authorized', { ...backupInputs(CONN_UNAUTHORIZED), source: 'azureBlob', repository: 'Team Alpha/api', targetProject: 'Team Alpha', targetRepository: 'never' },
+        endpoint(CONN_UNAUTHORIZED, 'WorkloadIdentityFederation', wifParams()), [/authorized for this pipeline/], RESTORE));
+  });
+
+  it('ServicePrincipal (secret) backs up too, the secret masked and nowhere else', async () => {
+    const spClient = crypto.randomUUID();
+    entra.register({ clientId: spClient, secret: SP_SECRET });
+    await azurite.createContainer('sp-backups');
+    const run = await task(BACKUP, { ...blobInputs(), containerName: 'sp-backups', authType: 'serviceConnection', repositories: 'Team Alpha/api' },
+      { env: endpointEnv(CONNECTION, 'ServicePrincipal', { tenantid: entra.tenantId, serviceprincipalid: spClient, serviceprincipalkey: SP_SECRET, authenticationType: 'spnKey' }), variables: { 'Build.BuildId': '2003' } });
+    assert.strictEqual(run.result?.result, 'Succeeded', explain(run));
+    assert.ok(run.lines.includes(`##vso[task.setsecret]${SP_SECRET}`), 'the secret is masked');
+    assert.ok(entra.requests.some((q) => q.clientId === spClient && q.grant === 'secret' && q.status === 200));
+    const files = await readContainer(azurite.serviceClient().getContainerClient('sp-backups'));
+    const entry = manifests(files)[0].repositories.find((e) => e.repository === 'api')!;
+    await assertArchiveMatches(files.get(entry.archive!)!.bytes, entry.archive!, corpus.repos.api);
+    assertNoSecretInOutput(run, secrets());
+    assertNoSecretInBytes('an archive or manifest', [...files.values()].map((f) => f.bytes), secrets());
   });
 });

@@ -144,11 +144,23 @@ export function connectionCredential(conn: ServiceConnection, host: TaskHost, oi
   const disableInstanceDiscovery = !KNOWN_AUTHORITIES.includes(new URL(authorityHost).hostname.toLowerCase());
   const common = { authorityHost, disableInstanceDiscovery, additionallyAllowedTenants: ['*'] };
   let inner: TokenCredential;
+  let oidcFailure: Error | undefined;
   switch (conn.scheme) {
-    case 'WorkloadIdentityFederation':
+    case 'WorkloadIdentityFederation': {
       if (!oidc) throw new Error('workload identity federation needs an OIDC source');
-      inner = new ClientAssertionCredential(conn.tenantId!, conn.clientId!, oidc, common);
+      // @azure/identity wraps a failed assertion callback in its own error: keep ours, which names the fix.
+      const assertion = async () => {
+        try {
+          oidcFailure = undefined;
+          return await oidc();
+        } catch (err) {
+          oidcFailure = err as Error;
+          throw err;
+        }
+      };
+      inner = new ClientAssertionCredential(conn.tenantId!, conn.clientId!, assertion, common);
       break;
+    }
     case 'ServicePrincipal':
       inner = new ClientSecretCredential(conn.tenantId!, conn.clientId!, conn.secret!, common);
       break;
@@ -156,7 +168,7 @@ export function connectionCredential(conn: ServiceConnection, host: TaskHost, oi
       inner = conn.clientId ? new ManagedIdentityCredential(conn.clientId) : new ManagedIdentityCredential();
       break;
   }
-  return explainingCredential(maskedCredential(inner, host), conn);
+  return explainingCredential(maskedCredential(inner, host), conn, () => oidcFailure);
 }
 
 /** Turns Entra's refusals into messages that name the fix. */
@@ -184,13 +196,15 @@ export function explainEntraError(err: unknown, conn: Pick<ServiceConnection, 'i
   return new RunError(`${prefix}: ${first}`);
 }
 
-function explainingCredential(inner: TokenCredential, conn: ServiceConnection): TokenCredential {
+function explainingCredential(inner: TokenCredential, conn: ServiceConnection, oidcFailure: () => Error | undefined): TokenCredential {
   return {
     async getToken(scopes, options) {
       try {
         return await inner.getToken(scopes, options);
       } catch (err) {
         if ((err as Error)?.name === 'AbortError') throw err;
+        const own = oidcFailure();
+        if (own instanceof RunError) throw own;
         throw explainEntraError(err, conn, Array.isArray(scopes) ? scopes[0] : scopes);
       }
     },
@@ -198,10 +212,12 @@ function explainingCredential(inner: TokenCredential, conn: ServiceConnection): 
 }
 
 /**
- * Holds one valid token for `scope` and renews it in the background before it expires (halfway through its
- * lifetime, at most 5 minutes early), so synchronous users (a REST request's header, a git command's environment)
- * always read a token that is still valid. A failed renewal is tried again every few seconds while the old token
- * lasts, and said in the log.
+ * Holds one valid token for `scope` and renews it in the background halfway through its lifetime, so synchronous
+ * users (a REST request's header, a git command's environment) always read a token that has at least half its
+ * lifetime left when they start (about 30 minutes for Entra's tokens: enough for a long `git lfs fetch`, which keeps
+ * the header it started with). Each renewal uses a fresh credential from `newCredential`: @azure/identity's cache
+ * would hand back the same token until 5 minutes before it expires. A failed renewal is tried again every few
+ * seconds while the old token lasts, and said in the log.
  */
 export class TokenKeeper {
   private token?: AccessToken;
@@ -210,7 +226,7 @@ export class TokenKeeper {
   /** How many tokens were obtained (for logs and tests). */
   renewals = 0;
 
-  constructor(private readonly credential: TokenCredential, readonly scope: string, private readonly log?: Pick<Logger, 'warn' | 'debug'>,
+  constructor(private readonly newCredential: () => TokenCredential, readonly scope: string, private readonly log?: Pick<Logger, 'warn' | 'debug'>,
     private readonly now: () => number = Date.now) {}
 
   /** Gets the first token (throws the explained refusal) and starts renewing. */
@@ -232,15 +248,15 @@ export class TokenKeeper {
 
   private async renew(): Promise<void> {
     const previous = this.token;
-    const next = await this.credential.getToken(this.scope);
+    const next = await this.newCredential().getToken(this.scope);
     if (!next) throw new RunError(`No token was issued for ${this.scope}.`);
     this.token = next;
     this.renewals++;
     const lifetime = next.expiresOnTimestamp - this.now();
     const same = previous && previous.token === next.token;
-    // A credential may answer from its cache: then ask again sooner rather than waiting for the same expiry.
-    const delay = same ? Math.max(1_000, lifetime / 4) : Math.max(1_000, lifetime - Math.min(5 * 60_000, lifetime / 2));
-    this.schedule(delay);
+    this.log?.debug(`Token for ${this.scope} ${previous ? 'renewed' : 'obtained'}; it expires ${new Date(next.expiresOnTimestamp).toISOString()}.`);
+    // A credential that answered from a cache gets asked again sooner rather than at the same expiry.
+    this.schedule(Math.max(1_000, same ? lifetime / 4 : lifetime / 2));
   }
 
   private schedule(delay: number): void {

@@ -57,20 +57,29 @@ export function readOrganization(host: TaskHost): Organization {
 /** The input that names the Azure Resource Manager service connection (Microsoft's tasks use the same name). */
 export const AZURE_CONNECTION_INPUT = 'azureSubscription';
 
-const connections = new WeakMap<TaskHost, { conn: ServiceConnection; credential: TokenCredential }>();
+interface AzureConnection {
+  conn: ServiceConnection;
+  /** One credential (its token cache shared by every user of it). */
+  credential: TokenCredential;
+  /** A new credential with an empty cache, for a renewal that must not get a cached token back. */
+  newCredential(): TokenCredential;
+}
+
+const connections = new WeakMap<TaskHost, AzureConnection>();
 
 /**
  * The AzureRM service connection (`azureSubscription`) and its @azure/identity credential, read once per host and
  * shared by the Azure DevOps and the Blob side. `why` names the setting that needs it, for the message when it is empty.
  */
-export function readAzureConnection(host: TaskHost, why: string): { conn: ServiceConnection; credential: TokenCredential } {
+export function readAzureConnection(host: TaskHost, why: string): AzureConnection {
   const known = connections.get(host);
   if (known) return known;
   const conn = readServiceConnection(host, AZURE_CONNECTION_INPUT, why);
   const oidc = conn.scheme === 'WorkloadIdentityFederation'
     ? pipelineOidc(host, conn.id, host.endpointAuthParameter(SYSTEM_CONNECTION, 'AccessToken'))
     : undefined;
-  const entry = { conn, credential: connectionCredential(conn, host, oidc) };
+  const newCredential = () => connectionCredential(conn, host, oidc);
+  const entry = { conn, credential: newCredential(), newCredential };
   connections.set(host, entry);
   return entry;
 }
@@ -78,8 +87,8 @@ export function readAzureConnection(host: TaskHost, why: string): { conn: Servic
 export function readCredentials(host: TaskHost): DevOpsCredentials {
   const type = readPickList(host, 'authType', ['systemToken', 'pat', 'serviceConnection'] as const, 'systemToken') as AuthType;
   if (type === 'serviceConnection') {
-    const { conn, credential } = readAzureConnection(host, 'authType is serviceConnection');
-    return DevOpsCredentials.fromServiceConnection(conn.id, new TokenKeeper(credential, DEVOPS_SCOPE, host));
+    const { conn, newCredential } = readAzureConnection(host, 'authType is serviceConnection');
+    return DevOpsCredentials.fromServiceConnection(conn.id, new TokenKeeper(newCredential, DEVOPS_SCOPE, host));
   }
   if (type === 'pat') {
     const pat = host.secretInput('personalAccessToken');
