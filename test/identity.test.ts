@@ -259,4 +259,32 @@ describe('Service connection (workload identity federation): no SAS, no PAT', fu
     assertNoSecretInOutput(run, secrets());
     assertNoSecretInBytes('an archive or manifest', [...files.values()].map((f) => f.bytes), secrets());
   });
+
+  it('ManagedServiceIdentity (self-hosted agent on an Azure VM) backs up through IMDS; without an identity it says so', async () => {
+    const vm = crypto.randomUUID();
+    entra.managedIdentity = { clientId: vm };
+    await azurite.createContainer('msi-backups');
+    const msiEnv = { ...endpointEnv(CONNECTION, 'ManagedServiceIdentity', { tenantid: entra.tenantId }), AZURE_POD_IDENTITY_AUTHORITY_HOST: entra.authorityHost };
+    try {
+      const run = await task(BACKUP, { ...blobInputs(), containerName: 'msi-backups', authType: 'serviceConnection', repositories: 'Team Alpha/api' },
+        { env: msiEnv, variables: { 'Build.BuildId': '2004' } });
+      assert.strictEqual(run.result?.result, 'Succeeded', explain(run));
+      const imds = entra.requests.filter((q) => q.clientId === '(system-assigned)' && q.status === 200).map((q) => q.scope);
+      assert.ok(imds.some((r) => r.startsWith(DEVOPS_RESOURCE)) && imds.some((r) => r.startsWith('https://storage.azure.com')), `IMDS tokens for both resources: ${imds.join(', ')}`);
+      const files = await readContainer(azurite.serviceClient().getContainerClient('msi-backups'));
+      const entry = manifests(files)[0].repositories.find((e) => e.repository === 'api')!;
+      await assertArchiveMatches(files.get(entry.archive!)!.bytes, entry.archive!, corpus.repos.api);
+      assertNoSecretInOutput(run, secrets());
+
+      entra.managedIdentity = undefined;
+      standin.clearLog();
+      const none = await task(BACKUP, { ...blobInputs(), containerName: 'msi-backups', authType: 'serviceConnection' }, { env: msiEnv });
+      assert.strictEqual(none.result?.result, 'Failed', explain(none));
+      assert.match(none.result!.message, /ManagedServiceIdentity/);
+      assert.deepStrictEqual(standin.requests.filter((q) => q.route !== 'rest').map((q) => q.url), [], 'no git request');
+      console.log(`      MSI without an identity: ${none.result!.message.slice(0, 200)}`);
+    } finally {
+      entra.managedIdentity = undefined;
+    }
+  });
 });

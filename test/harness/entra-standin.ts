@@ -12,6 +12,9 @@
 //                      registered one. Refusals use Entra's AADSTS codes and JSON error shape. Access tokens are
 //                      RS256 JWTs with aud (the resource of the scope), iss https://sts.windows.net/<tenant>/, tid,
 //                      appid, oid, nbf, exp: Azurite (`--oauth basic`) and the Azure DevOps stand-in check them.
+//                      It also answers as the Azure Instance Metadata Service (IMDS) of a VM with a managed identity
+//                      (`GET /metadata/identity/oauth2/token`, `Metadata: true` required), reached by
+//                      @azure/identity through AZURE_POD_IDENTITY_AUTHORITY_HOST=<authorityHost>.
 //
 // Every issued token and assertion is kept (`issued`) so tests can scan outputs for them.
 import { execFileSync } from 'child_process';
@@ -111,6 +114,8 @@ export class EntraStandIn {
   readonly requests: TokenRequestLog[] = [];
   /** Lifetime of the access tokens (seconds). */
   tokenLifetimeSec = 3600;
+  /** The VM's managed identity as IMDS serves it; undefined: IMDS answers that no identity is assigned. */
+  managedIdentity?: { clientId: string };
   private readonly keys = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
   private server!: https.Server;
   private port = 0;
@@ -169,10 +174,12 @@ export class EntraStandIn {
   }
 
   private async handle(req: import('http').IncomingMessage, res: import('http').ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? '/', this.authorityHost);
+    // `//metadata/…` (a client joining a host with a trailing slash) is a path here, not a protocol-relative URL.
+    const url = new URL((req.url ?? '/').replace(/^\/+/, ''), this.authorityHost);
     const segs = url.pathname.split('/').filter(Boolean);
     const chunks: Buffer[] = [];
     for await (const c of req) chunks.push(c as Buffer);
+    if (segs.join('/') === 'metadata/identity/oauth2/token') return this.imds(req, res, url);
     const tenant = segs[0];
     if (tenant !== this.tenantId) {
       return this.refuse(res, 400, 'invalid_request', 90002, `Tenant '${tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud.`);
@@ -195,6 +202,32 @@ export class EntraStandIn {
       return this.token(res, form);
     }
     this.send(res, 404, { error: 'not_found' });
+  }
+
+  private imds(req: import('http').IncomingMessage, res: import('http').ServerResponse, url: URL): void {
+    const resource = url.searchParams.get('resource') ?? '';
+    const log: TokenRequestLog = { clientId: url.searchParams.get('client_id') ?? '(system-assigned)', scope: resource, grant: 'none', status: 200, at: Date.now() };
+    this.requests.push(log);
+    const refuse = (status: number, error: string, description: string) => {
+      log.status = status;
+      log.error = error;
+      this.send(res, status, { error, error_description: description });
+    };
+    if (req.headers.metadata !== 'true') return refuse(400, 'invalid_request', 'Required metadata header not specified');
+    if (!resource) return refuse(400, 'invalid_request', 'Required query variable \'resource\' is missing');
+    const wanted = url.searchParams.get('client_id');
+    if (!this.managedIdentity || (wanted && wanted !== this.managedIdentity.clientId)) {
+      return refuse(400, 'invalid_request', 'Identity not found');
+    }
+    const aud = resource.replace(/\/$/, '');
+    const now = Math.floor(Date.now() / 1000);
+    const accessToken = signJwt({ aud, iss: this.issuer, tid: this.tenantId, appid: this.managedIdentity.clientId, oid: this.managedIdentity.clientId, iat: now, nbf: now - 1, exp: now + this.tokenLifetimeSec, ver: '1.0' },
+      this.keys.privateKey, 'entra-standin');
+    this.issued.push(accessToken);
+    this.send(res, 200, {
+      access_token: accessToken, client_id: this.managedIdentity.clientId, expires_in: String(this.tokenLifetimeSec), expires_on: String(now + this.tokenLifetimeSec),
+      ext_expires_in: String(this.tokenLifetimeSec), not_before: String(now - 1), resource, token_type: 'Bearer',
+    });
   }
 
   private token(res: import('http').ServerResponse, form: URLSearchParams): void {
