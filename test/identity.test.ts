@@ -15,6 +15,7 @@ import { allFileBytes, assertArchiveMatches, assertNoSecretInBytes, assertNoSecr
 import { buildStandardCorpus, StandardCorpus } from './harness/corpus';
 import { DevOpsStandIn } from './harness/devops-standin';
 import { EntraStandIn, makeTestPki, OidcIssuer, TestPki } from './harness/entra-standin';
+import { allCmdlines } from './harness/procs';
 import { runTask, TaskRun } from './harness/run-task';
 import { cleanupAll, delay, refMap, tmpDir } from './harness/util';
 import { DEVOPS_RESOURCE, DEVOPS_SCOPE, STORAGE_SCOPE } from '../tasks/common/src/identity';
@@ -145,6 +146,19 @@ describe('Service connection (workload identity federation): no SAS, no PAT', fu
     // the first tokens' expiry, and the stand-ins check expiry on every request.
     standin.faults.throttleRest = { count: 1, retryAfterSeconds: 12, path: /_apis\/git\/repositories/ };
     standin.faults.slowGit = { repo: 'api', delayMs: 4000 };
+    // Every process's argv on the machine, sampled through the run (git, git-lfs, the task): checked for tokens after.
+    const argv = new Set<string>();
+    let sampling = true;
+    let sawClone = false;
+    const sampler = (async () => {
+      while (sampling) {
+        for (const { cmdline } of allCmdlines()) {
+          if (cmdline.includes('clone\0--mirror')) sawClone = true;
+          argv.add(cmdline.toString('utf8'));
+        }
+        await delay(100);
+      }
+    })();
     try {
       const run = await task(BACKUP, { ...blobInputs(), containerName: 'refresh', authType: 'serviceConnection', concurrency: '1' }, { variables: { 'Build.BuildId': '2002' } });
       assert.strictEqual(run.result?.result, 'Succeeded', explain(run));
@@ -160,8 +174,15 @@ describe('Service connection (workload identity federation): no SAS, no PAT', fu
       const files = await readContainer(azurite.serviceClient().getContainerClient('refresh'));
       assert.strictEqual(manifests(files).length, 1, 'the manifest was stored after the renewals');
       for (const r of runs) assertNoSecretInOutput(r, secrets());
+      sampling = false;
+      await sampler;
+      assert.ok(sawClone, 'argv was sampled while git clone --mirror ran');
+      assertNoSecretInUrls('a process argv', [...argv], secrets());
+      console.log(`      argv: ${argv.size} distinct command lines sampled, no token in any`);
       console.log(`      refresh: run ${run.durationMs} ms with 20 s tokens; Azure DevOps used ${last - first} ms after the first token; ${devops.length} Azure DevOps and ${storage.length} storage tokens`);
     } finally {
+      sampling = false;
+      await sampler;
       standin.faults = {};
       entra.tokenLifetimeSec = 3600;
       oidc.lifetimeSec = 600;
