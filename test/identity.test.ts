@@ -97,7 +97,8 @@ describe('Service connection (workload identity federation): no SAS, no PAT', fu
   });
 
   it('backs up every repository to Blob and restores one, with Entra tokens only; no token in any output, URL, archive or manifest', async () => {
-    const backup = await task(BACKUP, { ...blobInputs(), authType: 'serviceConnection' }, { variables: { 'Build.BuildId': '2001' } });
+    // System.Debug on: task-lib's and the task's debug lines are scanned too.
+    const backup = await task(BACKUP, { ...blobInputs(), authType: 'serviceConnection' }, { variables: { 'Build.BuildId': '2001', 'System.Debug': 'true' } });
     assert.strictEqual(backup.result?.result, 'Succeeded', explain(backup));
     const files = await readContainer(azurite.serviceClient().getContainerClient('backups'));
     const [manifest] = manifests(files);
@@ -251,6 +252,10 @@ describe('Service connection (workload identity federation): no SAS, no PAT', fu
     it('the principal lacks Storage Blob Data Contributor (403 AuthorizationPermissionMismatch)', () =>
       refused('no data role', { ...backupInputs(CONNECTION), blobEndpoint: storage403Url }, {},
         [/Storage Blob Data Contributor/, /AuthorizationPermissionMismatch/, /az role assignment create/]));
+
+    it('restore: the principal lacks a data role on the container (403)', () =>
+      refused('restore no data role', { ...backupInputs(CONNECTION), blobEndpoint: storage403Url, source: 'azureBlob', repository: 'Team Alpha/api', targetProject: 'Team Alpha', targetRepository: 'never' }, {},
+        [/Storage Blob Data Reader/, /AuthorizationPermissionMismatch/, /az role assignment create/], RESTORE));
 
     it('an unsupported scheme lists the supported ones', () =>
       refused('unsupported scheme', backupInputs(CONNECTION), endpoint(CONNECTION, 'UsernamePassword', { username: 'u', password: SP_SECRET }),
