@@ -75,9 +75,13 @@ export function readAzureConnection(host: TaskHost, why: string): AzureConnectio
   const known = connections.get(host);
   if (known) return known;
   const conn = readServiceConnection(host, AZURE_CONNECTION_INPUT, why);
-  const oidc = conn.scheme === 'WorkloadIdentityFederation'
-    ? pipelineOidc(host, conn.id, host.endpointAuthParameter(SYSTEM_CONNECTION, 'AccessToken'))
-    : undefined;
+  let oidc: ReturnType<typeof pipelineOidc> | undefined;
+  if (conn.scheme === 'WorkloadIdentityFederation') {
+    // The job token only asks for the connection's OIDC token here; it is masked like every other secret.
+    const jobToken = host.endpointAuthParameter(SYSTEM_CONNECTION, 'AccessToken');
+    if (jobToken) host.setSecret(jobToken);
+    oidc = pipelineOidc(host, conn.id, jobToken);
+  }
   const newCredential = () => connectionCredential(conn, host, oidc);
   const entry = { conn, credential: newCredential(), newCredential };
   connections.set(host, entry);
