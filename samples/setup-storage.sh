@@ -27,6 +27,11 @@
 #   POLICY_FILE      lifecycle policy to apply; its "repo-backups/" prefixes are replaced by "$CONTAINER/"
 #                                                                             [lifecycle-policy.json beside this script]
 #   EXPIRY           SAS expiry, UTC, as YYYY-MM-DDTHH:MMZ                   [one year from now]
+#   PRINCIPAL        instead of a SAS: the application (client) id of an Azure Resource Manager service connection
+#                    (workload identity federation); it gets "Storage Blob Data Contributor" on the container only,
+#                    and no SAS is made (RepoBackup@1 with blobAuth: serviceConnection). That role can also delete
+#                    and overwrite blobs, which a cw SAS could not delete: keep PROTECTION on (versioning + soft
+#                    delete, or immutability) so a stolen pipeline cannot erase older backups.
 #
 # The SAS is signed with the account key; to revoke it early, rotate that key (key1).
 set -euo pipefail
@@ -104,6 +109,25 @@ trap 'rm -f "$policy"' EXIT
 sed "s#\"repo-backups/#\"$CONTAINER/#g" "$POLICY_FILE" > "$policy"
 az storage account management-policy create \
   --resource-group "$RESOURCE_GROUP" --account-name "$ACCOUNT" --policy "@$policy" --output none
+
+if [[ -n "${PRINCIPAL:-}" ]]; then
+  echo "== Role Storage Blob Data Contributor for $PRINCIPAL on the container $CONTAINER"
+  scope="$(az storage account show --resource-group "$RESOURCE_GROUP" --name "$ACCOUNT" --query id --output tsv)/blobServices/default/containers/$CONTAINER"
+  az role assignment create --assignee "$PRINCIPAL" --role "Storage Blob Data Contributor" --scope "$scope" --output none
+  cat <<EOT
+
+Done. No SAS exists. Use these inputs (the service connection's principal must also be a member of the
+Azure DevOps organization with Read on Repositories when authType is serviceConnection):
+
+  azureSubscription: <the service connection's name>
+  blobAuth: serviceConnection
+  storageAccount: $ACCOUNT
+  containerName: $CONTAINER
+
+The role lets the principal delete and overwrite blobs; older backups are protected by: $PROTECTION.
+EOT
+  exit 0
+fi
 
 echo "== Create+write-only container SAS, expires $EXPIRY"
 key="$(az storage account keys list --resource-group "$RESOURCE_GROUP" --account-name "$ACCOUNT" --query '[0].value' --output tsv)"

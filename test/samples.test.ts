@@ -358,6 +358,17 @@ describe('samples and overview.md', () => {
       assert.strictEqual(withFakeAz({ PROTECTION: 'sometimes' }).status, 2);
       assert.strictEqual(withFakeAz({ PROTECTION: 'immutability', IMMUTABLE_DAYS: 'forever' }).status, 2);
     });
+
+    it('PRINCIPAL: assigns Storage Blob Data Contributor on the container only, makes no SAS, keeps protection on', function () {
+      if (!posixShell) this.skip();
+      const r = withFakeAz({ PRINCIPAL: '11111111-2222-3333-4444-555555555555' });
+      assert.strictEqual(r.status, 0, r.stdout + r.stderr);
+      assert.match(r.calls, /az role assignment create --assignee 11111111-2222-3333-4444-555555555555 --role Storage Blob Data Contributor --scope \S*\/blobServices\/default\/containers\/bk /);
+      assert.match(r.calls, /--enable-versioning true/);
+      assert.doesNotMatch(r.calls, /generate-sas|keys list/, 'no SAS and no account key');
+      assert.match(r.stdout, /blobAuth: serviceConnection/);
+      assert.match(r.stdout, /delete and overwrite/);
+    });
   });
 
   describe('dates that expire', () => {

@@ -10,6 +10,9 @@ import {
 } from '@azure/storage-blob';
 import { ChildProcess, spawn } from 'child_process';
 import * as fs from 'fs';
+import * as http from 'http';
+import * as https from 'https';
+import * as net from 'net';
 import * as path from 'path';
 import { tmpDir } from './util';
 
@@ -42,15 +45,31 @@ export interface AzuriteHandle {
   /** `requests()` URLs only. */
   requestUrls(): string[];
   stop(): Promise<void>;
+  /**
+   * With `tls`: Azurite's own HTTPS endpoint (`https://127.0.0.1:<port>/devstoreaccount1`), for the task (which trusts
+   * the test CA through NODE_EXTRA_CA_CERTS). `blobUrl` is then a plain-HTTP forwarder to it, for the test's own
+   * shared-key clients (the test process cannot add a CA to the storage client's agent).
+   */
+  tlsBlobUrl?: string;
 }
 
-export async function startAzurite(opts: { dir?: string } = {}): Promise<AzuriteHandle> {
+export interface AzuriteOptions {
+  dir?: string;
+  /** Serve HTTPS with this certificate (PEM files) signed by `ca`. */
+  tls?: { cert: string; key: string; ca: string };
+  /** `--oauth basic`: accept Entra bearer tokens (aud https://storage.azure.com, iss sts.windows.net, not expired). Needs `tls`. */
+  oauth?: boolean;
+}
+
+export async function startAzurite(opts: AzuriteOptions = {}): Promise<AzuriteHandle> {
   const location = opts.dir ?? tmpDir('azurite');
   fs.mkdirSync(location, { recursive: true });
   const main = path.join(path.dirname(require.resolve('azurite/package.json')), 'dist', 'src', 'blob', 'main.js');
   const child = spawn(process.execPath, [
     main, '--blobHost', '127.0.0.1', '--blobPort', '0', '--location', location,
     '--skipApiVersionCheck', '--disableTelemetry', '--loose',
+    ...(opts.tls ? ['--cert', opts.tls.cert, '--key', opts.tls.key] : []),
+    ...(opts.oauth ? ['--oauth', 'basic'] : []),
   ], { cwd: location, stdio: ['ignore', 'pipe', 'pipe'] });
 
   const log: AzuriteRequest[] = [];
@@ -73,7 +92,7 @@ export async function startAzurite(opts: { dir?: string } = {}): Promise<Azurite
           continue;
         }
         if (output.length < 64 * 1024) output += line + '\n';
-        const listening = /successfully listens on (http:\/\/\S+)/.exec(line);
+        const listening = /successfully listens on (https?:\/\/\S+)/.exec(line);
         if (listening) {
           clearTimeout(timer);
           child.removeAllListeners('exit');
@@ -83,7 +102,24 @@ export async function startAzurite(opts: { dir?: string } = {}): Promise<Azurite
     });
   });
 
-  const blobUrl = `${url}/${AZURITE_ACCOUNT}`;
+  let blobUrl = `${url}/${AZURITE_ACCOUNT}`;
+  let tlsBlobUrl: string | undefined;
+  let forwarder: http.Server | undefined;
+  if (opts.tls) {
+    tlsBlobUrl = blobUrl;
+    const target = new URL(url);
+    const ca = fs.readFileSync(opts.tls.ca);
+    forwarder = http.createServer((req, res) => {
+      const upstream = https.request({ host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers, ca }, (up) => {
+        res.writeHead(up.statusCode ?? 502, up.headers);
+        up.pipe(res);
+      });
+      upstream.on('error', () => res.destroy());
+      req.pipe(upstream);
+    });
+    await new Promise<void>((resolve) => forwarder!.listen(0, '127.0.0.1', () => resolve()));
+    blobUrl = `http://127.0.0.1:${(forwarder.address() as net.AddressInfo).port}/${AZURITE_ACCOUNT}`;
+  }
   const credential = new StorageSharedKeyCredential(AZURITE_ACCOUNT, AZURITE_KEY);
   const serviceClient = () => new BlobServiceClient(blobUrl, credential);
   return {
@@ -111,7 +147,12 @@ export async function startAzurite(opts: { dir?: string } = {}): Promise<Azurite
     },
     requests: () => [...log],
     requestUrls: () => log.map((r) => r.url),
-    stop: () => stopChild(child),
+    stop: async () => {
+      forwarder?.closeAllConnections?.();
+      if (forwarder) await new Promise<void>((resolve) => forwarder!.close(() => resolve()));
+      await stopChild(child);
+    },
+    tlsBlobUrl,
   };
 }
 

@@ -223,6 +223,20 @@ export class DevOpsStandIn {
 
   private readonly projects: Project[] = [];
   private readonly repos: StandInRepo[] = [];
+  /**
+   * Service connections (workload identity federation): the pipeline's OIDC token API,
+   * `POST {collection}/{project id}/_apis/distributedtask/hubs/{hub}/plans/{plan}/jobs/{job}/oidctoken?serviceConnectionId=<id>`,
+   * answers `{ oidcToken }` for a connection id in `connections` (its value is the token's subject,
+   * sc://<org>/<project>/<connection name>), signed by `issue`; a connection not there gets 400 (not found or not
+   * authorized for the pipeline). It takes the job token (Bearer) only.
+   */
+  oidc?: { issue(subject: string): string; connections: Map<string, string> };
+  /** Entra access tokens accepted as Bearer (organization-wide), e.g. `(t) => entra.accepts(t, DEVOPS_RESOURCE)`. */
+  acceptEntraToken?: (token: string) => boolean;
+  /** While true, the job tokens (tokens.bearer) are refused everywhere but on the OIDC token API. */
+  jobTokenOnlyForOidc = false;
+  /** OIDC tokens handed out. */
+  readonly oidcIssued: string[] = [];
   private readonly children = new Set<ChildProcess>();
   private server!: http.Server;
   private port = 0;
@@ -462,6 +476,9 @@ export class DevOpsStandIn {
 
     try {
       if (!segs.length || !sameName(segs[0], this.org)) throw new HttpError(404, `Organization not found: ${segs[0] ?? ''}`, 'NotFound');
+      if (route === 'rest' && segs.at(-1) === 'oidctoken' && segs[2] === '_apis' && segs[3] === 'distributedtask') {
+        return this.oidcToken(req, res, query);
+      }
       if (!this.authorized(req.headers.authorization)) return this.unauthorized(res, route);
       const scope = this.scopeOf(req.headers.authorization);
       if (route === 'rest') return await this.rest(req, res, segs.slice(1), query, scope);
@@ -481,11 +498,27 @@ export class DevOpsStandIn {
     }
   }
 
+  private oidcToken(req: http.IncomingMessage, res: http.ServerResponse, query: URLSearchParams): void {
+    const m = /^\s*bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '');
+    if (req.method !== 'POST') return sendJson(res, 405, errorBody('Method not allowed.', 'MethodNotAllowed'));
+    if (!m || !this.tokens.bearer.includes(m[1])) return this.unauthorized(res, 'rest');
+    const id = query.get('serviceConnectionId') ?? '';
+    const subject = this.oidc?.connections.get(id);
+    if (!this.oidc || !subject) {
+      return sendJson(res, 400, errorBody(`Service connection ${id} not found, or it is not authorized for this pipeline, or it does not use workload identity federation.`, 'InvalidServiceEndpointException'));
+    }
+    const token = this.oidc.issue(subject);
+    this.oidcIssued.push(token);
+    sendJson(res, 200, { oidcToken: token });
+  }
+
   private authorized(header: string | undefined): boolean {
     if (!header) return false;
     const m = /^\s*(\S+)\s+(\S+)\s*$/.exec(header);
     if (!m) return false;
     const scheme = m[1].toLowerCase();
+    if (scheme === 'bearer' && this.acceptEntraToken?.(m[2])) return true;
+    if (this.jobTokenOnlyForOidc && this.tokens.bearer.some((t) => header.includes(t) || Buffer.from(m[2], 'base64').toString('utf8').includes(t))) return false;
     if (scheme === 'bearer') return this.tokens.bearer.includes(m[2]);
     if (scheme !== 'basic') return false;
     const decoded = Buffer.from(m[2], 'base64').toString('utf8');

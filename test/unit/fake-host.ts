@@ -22,7 +22,7 @@ export class FakeHost implements TaskHost {
   variable(name: string) { return this.variables[name] || undefined; }
   endpointUrl() { return this.endpoint.url; }
   endpointAuthParameter(_id: string, key: string) { return key === 'AccessToken' ? this.endpoint.token : undefined; }
-  endpointAuthScheme() { return this.endpoint.token ? 'OAuth' : undefined; }
+  endpointAuthScheme(_id?: string): string | undefined { return this.endpoint.token ? 'OAuth' : undefined; }
   setSecret(value: string) { this.secrets.push(value); }
   info(message: string) { this.lines.push({ level: 'info', message }); }
   warn(message: string) { this.lines.push({ level: 'warn', message }); }

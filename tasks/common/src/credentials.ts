@@ -1,36 +1,66 @@
 /**
- * The only module that holds secrets: the job token or PAT, and the SAS signature. It registers each with the
+ * The only module that holds secrets: the job token or PAT, an Entra token for Azure DevOps (kept fresh by
+ * identity.ts's TokenKeeper), and the SAS signature. It registers each with the
  * agent's masker, hands REST clients an auth handler, and hands git one command's worth of environment config.
  * Secrets never go to argv, URLs, files or logs.
  */
 import { getBearerHandler, getPersonalAccessTokenHandler } from 'azure-devops-node-api';
-import type { IRequestHandler } from 'azure-devops-node-api/interfaces/common/VsoBaseInterfaces';
+import type { IHttpClientResponse, IRequestHandler } from 'azure-devops-node-api/interfaces/common/VsoBaseInterfaces';
 import { TaskHost } from './host';
 
-export type AuthType = 'systemToken' | 'pat';
+export type AuthType = 'systemToken' | 'pat' | 'serviceConnection';
+
+/** A token that changes over time (an Entra token renewed before it expires): each use reads the current one. */
+export interface TokenSource {
+  current(): string;
+  /** Gets the first token (a refusal throws a message naming the fix). */
+  start?(): Promise<void>;
+  /** Stops renewing (end of the run). */
+  stop?(): void;
+}
 
 export class DevOpsCredentials {
-  private constructor(readonly type: AuthType, private readonly token: string) {}
+  private constructor(readonly type: AuthType, private readonly source: TokenSource, readonly connection?: string) {}
 
   /** Wraps the token and registers it (and the header forms derived from it) as secrets. */
-  static create(type: AuthType, token: string, host: Pick<TaskHost, 'setSecret'>): DevOpsCredentials {
-    const creds = new DevOpsCredentials(type, token);
+  static create(type: Exclude<AuthType, 'serviceConnection'>, token: string, host: Pick<TaskHost, 'setSecret'>): DevOpsCredentials {
+    const creds = new DevOpsCredentials(type, { current: () => token });
     host.setSecret(token);
     if (type === 'pat') host.setSecret(basic(token));
     return creds;
   }
 
+  /**
+   * An Entra token for Azure DevOps from an Azure Resource Manager service connection, used as Bearer. The source
+   * (identity.ts's TokenKeeper) masks each token as it is issued and renews it before it expires.
+   */
+  static fromServiceConnection(connection: string, source: TokenSource): DevOpsCredentials {
+    return new DevOpsCredentials('serviceConnection', source, connection);
+  }
+
   get description(): string {
+    if (this.type === 'serviceConnection') return `the service principal of the service connection '${this.connection}'`;
     return this.type === 'pat' ? 'the personal access token' : 'the job access token (System.AccessToken)';
   }
 
-  /** The Authorization header as Azure DevOps accepts it: Bearer for the job token, Basic for a PAT. */
+  /** Gets the first token of a service connection before any work starts (nothing to do for a fixed token). */
+  async prepare(): Promise<void> {
+    await this.source.start?.();
+  }
+
+  /** Stops renewing a service connection's token (nothing to do for a fixed token). */
+  dispose(): void {
+    this.source.stop?.();
+  }
+
+  /** The Authorization header as Azure DevOps accepts it: Bearer for the job token or an Entra token, Basic for a PAT. */
   private authorization(): string {
-    return this.type === 'pat' ? `Basic ${basic(this.token)}` : `Bearer ${this.token}`;
+    return this.type === 'pat' ? `Basic ${basic(this.source.current())}` : `Bearer ${this.source.current()}`;
   }
 
   restHandler(): IRequestHandler {
-    return this.type === 'pat' ? getPersonalAccessTokenHandler(this.token) : getBearerHandler(this.token);
+    if (this.type === 'serviceConnection') return new CurrentBearerHandler(this.source);
+    return this.type === 'pat' ? getPersonalAccessTokenHandler(this.source.current()) : getBearerHandler(this.source.current());
   }
 
   /**
@@ -45,6 +75,26 @@ export class DevOpsCredentials {
       ['credential.helper', ''],
       [`http.${origin}.extraheader`, `AUTHORIZATION: ${this.authorization()}`],
     ]);
+  }
+}
+
+/** Bearer with whatever token is current when each request is prepared (the token is renewed during a long run). */
+class CurrentBearerHandler implements IRequestHandler {
+  constructor(private readonly source: TokenSource) {}
+
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  prepareRequest(options: any): void {
+    if (!options.headers) throw new Error('The request has no headers');
+    options.headers.Authorization = `Bearer ${this.source.current()}`;
+    options.headers['X-TFS-FedAuthRedirect'] = 'Suppress';
+  }
+
+  canHandleAuthentication(): boolean {
+    return false;
+  }
+
+  handleAuthentication(): Promise<IHttpClientResponse> {
+    throw new Error('not implemented');
   }
 }
 

@@ -1,6 +1,7 @@
 /**
  * Where archives go. A Destination stores a stream under a name, never overwriting, and knows nothing of git.
  */
+import type { TokenCredential } from '@azure/core-auth';
 import { AnonymousCredential, BlockBlobClient, BlockBlobTier, ContainerClient } from '@azure/storage-blob';
 import { createWriteStream, promises as fsp } from 'fs';
 import * as path from 'path';
@@ -146,18 +147,31 @@ export class BlobDestination implements Destination {
   private tierRefusal?: string;
   private readonly notes: string[] = [];
 
+  /** The service connection whose Entra token is used instead of a SAS, if so. */
+  private readonly connection?: string;
+
+  /**
+   * `access` is a container SAS URL, or a container URL (no query) with a TokenCredential from a service connection
+   * (its token is requested for Azure Storage by the storage client and renewed by it before it expires).
+   */
   constructor(
-    sasUrl: URL,
+    access: URL | { containerUrl: URL; credential: TokenCredential; connection: string },
     readonly description: string,
     private readonly tier?: BlockBlobTier | string,
     private readonly tuning: BlobUploadTuning = defaultBlobTuning,
   ) {
-    this.container = new ContainerClient(sasUrl.toString(), new AnonymousCredential(), {
+    const options = {
       retryOptions: { maxTries: tuning.maxTries, retryDelayInMs: tuning.retryDelayMs ?? 1000, maxRetryDelayInMs: 30_000 },
       userAgentOptions: { userAgentPrefix: 'RepoBackup' },
-    });
-    const q = sasUrl.searchParams;
-    if (q.get('si') && !q.get('sp')) this.policy = q.get('si')!;
+    };
+    if (access instanceof URL) {
+      this.container = new ContainerClient(access.toString(), new AnonymousCredential(), options);
+      const q = access.searchParams;
+      if (q.get('si') && !q.get('sp')) this.policy = q.get('si')!;
+    } else {
+      this.container = new ContainerClient(access.containerUrl.toString(), access.credential, options);
+      this.connection = access.connection;
+    }
   }
 
   warnings(): string[] {
@@ -170,6 +184,7 @@ export class BlobDestination implements Destination {
    * week and it is not listed. A refusal fails the run before any clone, naming the policy.
    */
   async check(signal?: AbortSignal): Promise<void> {
+    if (this.connection) return this.checkRole(signal);
     if (!this.policy) return;
     const probe = this.container.getBlockBlobClient(`.repobackup-write-check/${randomBytes(8).toString('hex')}`);
     try {
@@ -184,6 +199,30 @@ export class BlobDestination implements Destination {
           'a storage firewall may also block this agent. Fix the policy (container → Access policy) or give a SAS with sp=cw, then run again.');
       }
       // Anything else (the service busy past its retries, the network) is left to the uploads and their retries.
+    }
+  }
+
+  /**
+   * With a service connection: the same uncommitted first block proves the principal may write (the role
+   * "Storage Blob Data Contributor" on the container) before any clone. A token refusal from Entra arrives as the
+   * explained RunError of identity.ts.
+   */
+  private async checkRole(signal?: AbortSignal): Promise<void> {
+    const probe = this.container.getBlockBlobClient(`.repobackup-write-check/${randomBytes(8).toString('hex')}`);
+    try {
+      await probe.stageBlock(Buffer.from('rb-check').toString('base64'), Buffer.from('.'), 1, { abortSignal: signal });
+    } catch (err) {
+      if (err instanceof RunError) throw err;
+      const e = err as { statusCode?: number; code?: string; details?: { errorCode?: string }; name?: string };
+      if (e?.name === 'AbortError') throw err;
+      const code = e?.details?.errorCode ?? e?.code ?? '';
+      if (e?.statusCode === 403) throw new RunError(roleRefusal(this.connection!, code, this.description));
+      if (e?.statusCode === 404) {
+        throw new RunError(`Blob storage answered 404 ${code} for ${this.description}: check storageAccount/blobEndpoint and containerName (the container must exist).`);
+      }
+      if (e?.statusCode === 401) {
+        throw new RunError(`Blob storage refused the service connection '${this.connection}''s token (401 ${code}) for ${this.description}. The storage account must allow Entra ID (Azure AD) authorization and be in the connection's tenant.`);
+      }
     }
   }
 
@@ -225,7 +264,7 @@ export class BlobDestination implements Destination {
       body.destroy();
       await Promise.allSettled(inFlight);
       if (err instanceof TooBigError) throw new TooBigError(`'${name}': ${err.message}`);
-      throw blobError(err, name, this.policy);
+      throw blobError(err, name, this.policy, this.connection);
     }
   }
 
@@ -410,12 +449,22 @@ async function* chunksOf(body: Readable): AsyncGenerator<Buffer> {
   }
 }
 
-function blobError(err: unknown, name: string, policy?: string): Error {
+/** The message for a 403 to a service connection's principal: the missing role and the command that grants it. */
+export function roleRefusal(connection: string, code: string, where: string): string {
+  return `Blob storage refused the service connection '${connection}' (403 ${code || 'AuthorizationPermissionMismatch'}) on ${where}: ` +
+    'its service principal needs the role "Storage Blob Data Contributor" on the container (a role assignment can take a few minutes to apply): ' +
+    'az role assignment create --assignee <application id> --role "Storage Blob Data Contributor" --scope /subscriptions/<subscription>/resourceGroups/<group>/providers/Microsoft.Storage/storageAccounts/<account>/blobServices/default/containers/<container>. ' +
+    'A storage firewall that does not let this agent in gives the same answer (AuthorizationFailure).';
+}
+
+function blobError(err: unknown, name: string, policy?: string, connection?: string): Error {
   const e = err as { statusCode?: number; code?: string; message?: string; details?: { errorCode?: string }; name?: string };
   if (err instanceof AlreadyExistsError) return err;
+  if (err instanceof RunError) return err;
   const code = e?.details?.errorCode ?? e?.code;
   if (isNameTaken(err)) return new AlreadyExistsError(name);
   if (e?.statusCode === 403) {
+    if (connection) return new Error(roleRefusal(connection, code ?? '', `'${name}'`));
     if (policy) {
       return new Error(`Blob storage refused '${name}' (403 ${code ?? ''}): the stored access policy '${policy}' the SAS is bound to lacks write (w) rights, has expired or was removed, or the storage firewall blocks this agent.`);
     }

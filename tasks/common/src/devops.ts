@@ -225,6 +225,11 @@ export class DevOpsClient {
     const status = e?.statusCode;
     const detail = String(e?.message ?? err).split('\n')[0].slice(0, 300);
     const tries = attempts > 1 ? ` after ${attempts} attempts` : '';
+    if (this.credentials.type === 'serviceConnection' && (status === 401 || status === 403 || /TF400813|TF40027\d|TF401027/.test(detail))) {
+      return new RunError(`${what}: Azure DevOps refused ${this.credentials.description} (${status ?? 401}). ` +
+        `Its service principal must be a member of the organization ${this.orgUrl} (Organization settings → Users → Add users, access level Basic or Stakeholder; it may need to be added through a group) ` +
+        `with ${this.purpose === 'restore' ? 'Contribute and Create repository' : 'Read'} on Repositories (Project settings → Repositories → Security), and the connection's tenant must be the organization's Microsoft Entra tenant.`);
+    }
     if (status === 401 || /TF400813/.test(detail)) {
       return new RunError(`${what}: Azure DevOps refused ${this.credentials.description} (401). ${this.credentials.type === 'pat'
         ? `The PAT is wrong, expired, revoked or for another organization: create one with scope ${this.purpose === 'restore' ? 'Code (Read, write & manage) (it creates the target repository; Code (Read & write) when the target already exists)' : 'Code (Read)'} for this organization and update the secret variable.`

@@ -44,6 +44,8 @@ export interface TaskHost extends Logger {
   endpointUrl(id: string): string | undefined;
   endpointAuthParameter(id: string, key: string): string | undefined;
   endpointAuthScheme(id: string): string | undefined;
+  /** A service connection's data value (`ENDPOINT_DATA_<id>_<KEY>`, e.g. environmentAuthorityUrl), or `undefined`. */
+  endpointData?(id: string, key: string): string | undefined;
   /** Registers a value the agent must mask in every log line from now on. */
   setSecret(value: string): void;
   setProgress(percent: number, text: string): void;

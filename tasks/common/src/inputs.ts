@@ -2,9 +2,13 @@
 import { constants as fsc, promises as fsp } from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import type { TokenCredential } from '@azure/core-auth';
 import { AuthType, DevOpsCredentials, registerSasSecrets } from './credentials';
 import { InputError } from './errors';
 import { TaskHost } from './host';
+import {
+  blobSuffixFor, connectionCredential, DEVOPS_SCOPE, pipelineOidc, readServiceConnection, ServiceConnection, TokenKeeper,
+} from './identity';
 import { ContainerSas, parseContainerSas } from './sas';
 import { defaultRetryPolicy, RetryPolicy } from './retry';
 
@@ -50,8 +54,46 @@ export function readOrganization(host: TaskHost): Organization {
   return { url: url.toString(), name: organizationName(url) };
 }
 
+/** The input that names the Azure Resource Manager service connection (Microsoft's tasks use the same name). */
+export const AZURE_CONNECTION_INPUT = 'azureSubscription';
+
+interface AzureConnection {
+  conn: ServiceConnection;
+  /** One credential (its token cache shared by every user of it). */
+  credential: TokenCredential;
+  /** A new credential with an empty cache, for a renewal that must not get a cached token back. */
+  newCredential(): TokenCredential;
+}
+
+const connections = new WeakMap<TaskHost, AzureConnection>();
+
+/**
+ * The AzureRM service connection (`azureSubscription`) and its @azure/identity credential, read once per host and
+ * shared by the Azure DevOps and the Blob side. `why` names the setting that needs it, for the message when it is empty.
+ */
+export function readAzureConnection(host: TaskHost, why: string): AzureConnection {
+  const known = connections.get(host);
+  if (known) return known;
+  const conn = readServiceConnection(host, AZURE_CONNECTION_INPUT, why);
+  let oidc: ReturnType<typeof pipelineOidc> | undefined;
+  if (conn.scheme === 'WorkloadIdentityFederation') {
+    // The job token only asks for the connection's OIDC token here; it is masked like every other secret.
+    const jobToken = host.endpointAuthParameter(SYSTEM_CONNECTION, 'AccessToken');
+    if (jobToken) host.setSecret(jobToken);
+    oidc = pipelineOidc(host, conn.id, jobToken);
+  }
+  const newCredential = () => connectionCredential(conn, host, oidc);
+  const entry = { conn, credential: newCredential(), newCredential };
+  connections.set(host, entry);
+  return entry;
+}
+
 export function readCredentials(host: TaskHost): DevOpsCredentials {
-  const type = readPickList(host, 'authType', ['systemToken', 'pat'] as const, 'systemToken') as AuthType;
+  const type = readPickList(host, 'authType', ['systemToken', 'pat', 'serviceConnection'] as const, 'systemToken') as AuthType;
+  if (type === 'serviceConnection') {
+    const { conn, newCredential } = readAzureConnection(host, 'authType is serviceConnection');
+    return DevOpsCredentials.fromServiceConnection(conn.id, new TokenKeeper(newCredential, DEVOPS_SCOPE, host));
+  }
   if (type === 'pat') {
     const pat = host.secretInput('personalAccessToken');
     if (!pat) {
@@ -111,6 +153,72 @@ export function readContainerSasInput(
   try { parsed = new URL(raw); } catch { /* parseContainerSas says what is wrong */ }
   if (parsed) registerSasSecrets(parsed, host);
   return parseContainerSas(raw, name, needs, host, now);
+}
+
+/** A container reached with an Entra token from the service connection (blobAuth: serviceConnection). */
+export interface EntraContainer {
+  /** `https://<account>.blob.<suffix>/<container>`: no query, safe to log. */
+  containerUrl: URL;
+  container: string;
+  credential: TokenCredential;
+  connection: string;
+}
+
+/** `blobAuth`: `sas` (default) or `serviceConnection`. */
+export function readBlobAuth(host: TaskHost): 'sas' | 'serviceConnection' {
+  return readPickList(host, 'blobAuth', ['sas', 'serviceConnection'] as const, 'sas');
+}
+
+const CONTAINER_NAME = /^(?=.{3,63}$)[a-z0-9]+(-[a-z0-9]+)*$/;
+
+/**
+ * `blobAuth: serviceConnection`: the container from `storageAccount` (account name, in the connection's cloud) or
+ * `blobEndpoint` (full https endpoint: sovereign clouds, private endpoints) plus `containerName`, and the connection's
+ * credential (its token is asked for Azure Storage by @azure/storage-blob).
+ */
+export function readEntraContainer(host: TaskHost): EntraContainer {
+  const account = host.input('storageAccount');
+  const endpoint = host.input('blobEndpoint');
+  const container = host.input('containerName');
+  if (account && endpoint) {
+    throw new InputError('storageAccount', 'and blobEndpoint are both set. Give the account name (storageAccount) or, for a sovereign cloud or a private endpoint, the full blobEndpoint, not both.');
+  }
+  if (!account && !endpoint) {
+    throw new InputError('storageAccount', 'is empty while blobAuth is serviceConnection. Enter the storage account name (e.g. contosobackups), or the full blobEndpoint (https://<account>.blob.core.windows.net/).');
+  }
+  if (!container) {
+    throw new InputError('containerName', 'is empty while blobAuth is serviceConnection. Enter the name of the blob container (e.g. repo-backups).');
+  }
+  if (!CONTAINER_NAME.test(container)) {
+    throw new InputError('containerName', `'${container}' is not a container name: 3 to 63 lower-case letters, digits and single hyphens, starting and ending with a letter or digit.`);
+  }
+  const { conn, credential } = readAzureConnection(host, 'blobAuth is serviceConnection');
+  let base: URL;
+  if (account) {
+    if (!/^[a-z0-9]{3,24}$/.test(account)) {
+      throw new InputError('storageAccount', `'${account}' is not a storage account name (3 to 24 lower-case letters and digits). For a full URL use blobEndpoint.`);
+    }
+    const suffix = blobSuffixFor(conn.environment);
+    if (!suffix) {
+      throw new InputError('storageAccount', `the service connection's cloud '${conn.environment}' has no known storage endpoint. Give the full blobEndpoint (https://<account>.blob.<suffix>/) instead.`);
+    }
+    base = new URL(`https://${account}.${suffix}/`);
+  } else {
+    try {
+      base = new URL(endpoint!);
+    } catch {
+      throw new InputError('blobEndpoint', `'${endpoint}' is not a URL. Enter the account's blob endpoint, e.g. https://contosobackups.blob.core.windows.net/.`);
+    }
+    if (base.search || base.hash || base.username || base.password) {
+      throw new InputError('blobEndpoint', 'must be the plain blob endpoint, without a query (no SAS), fragment or user name, e.g. https://contosobackups.blob.core.windows.net/.');
+    }
+    if (base.protocol !== 'https:') {
+      throw new InputError('blobEndpoint', `must be https (an Entra token is never sent over ${base.protocol.replace(':', '')}). Enter e.g. https://contosobackups.blob.core.windows.net/.`);
+    }
+  }
+  if (!base.pathname.endsWith('/')) base.pathname += '/';
+  const containerUrl = new URL(encodeURIComponent(container), base);
+  return { containerUrl, container, credential, connection: conn.id };
 }
 
 /**

@@ -4,11 +4,13 @@
  * stored beside it (blob metadata `sha256`, or the `<name>.sha256` file a folder destination writes), and lists
  * manifests. It knows nothing of git or archives.
  */
+import type { TokenCredential } from '@azure/core-auth';
 import { AnonymousCredential, ContainerClient } from '@azure/storage-blob';
 import { createReadStream, promises as fsp } from 'fs';
 import * as path from 'path';
 import { Readable } from 'stream';
 import { redact } from './credentials';
+import { RunError } from './errors';
 import { isInside } from './platform/paths';
 
 export interface SourceObject {
@@ -72,11 +74,21 @@ function byNewest(a: ManifestInfo, b: ManifestInfo): number {
 export class BlobSource implements Source {
   private readonly container: ContainerClient;
 
-  constructor(sasUrl: URL, readonly description: string, private readonly maxTries = 5) {
-    this.container = new ContainerClient(sasUrl.toString(), new AnonymousCredential(), {
+  /** The service connection whose Entra token is used instead of a SAS, if so. */
+  private readonly connection?: string;
+
+  /** `access`: a container SAS URL, or a container URL (no query) with a service connection's TokenCredential. */
+  constructor(access: URL | { containerUrl: URL; credential: TokenCredential; connection: string }, readonly description: string, private readonly maxTries = 5) {
+    const options = {
       retryOptions: { maxTries, retryDelayInMs: 1000, maxRetryDelayInMs: 30_000 },
       userAgentOptions: { userAgentPrefix: 'RepoRestore' },
-    });
+    };
+    if (access instanceof URL) {
+      this.container = new ContainerClient(access.toString(), new AnonymousCredential(), options);
+    } else {
+      this.container = new ContainerClient(access.containerUrl.toString(), access.credential, options);
+      this.connection = access.connection;
+    }
   }
 
   async open(name: string, signal?: AbortSignal): Promise<SourceObject> {
@@ -85,7 +97,7 @@ export class BlobSource implements Source {
     try {
       response = await blob.download(0, undefined, { maxRetryRequests: this.maxTries, abortSignal: signal });
     } catch (err) {
-      throw blobReadError(err, name, this.description, 'r');
+      throw blobReadError(err, name, this.description, 'r', this.connection);
     }
     const body = response.readableStreamBody;
     if (!body) throw new Error(`Blob storage answered the download of '${name}' without a body.`);
@@ -110,16 +122,22 @@ export class BlobSource implements Source {
         }
       }
     } catch (err) {
-      throw blobReadError(err, '(listing)', this.description, 'l');
+      throw blobReadError(err, '(listing)', this.description, 'l', this.connection);
     }
     return out.sort(byNewest);
   }
 }
 
-function blobReadError(err: unknown, name: string, where: string, permission: 'r' | 'l'): Error {
+function blobReadError(err: unknown, name: string, where: string, permission: 'r' | 'l', connection?: string): Error {
   const e = err as { statusCode?: number; code?: string; message?: string; details?: { errorCode?: string }; name?: string };
   if (e?.name === 'AbortError') return err as Error;
+  if (err instanceof RunError) return err;
   const code = e?.details?.errorCode ?? e?.code;
+  if (connection && e?.statusCode === 403) {
+    const what = permission === 'l' ? 'listing the container' : `reading '${name}'`;
+    return new Error(`Blob storage refused ${what} to the service connection '${connection}' (403 ${code ?? 'AuthorizationPermissionMismatch'}): its service principal needs the role "Storage Blob Data Reader" (or Contributor) on the container: ` +
+      'az role assignment create --assignee <application id> --role "Storage Blob Data Reader" --scope <container resource id>. A storage firewall that does not let this agent in gives the same answer.');
+  }
   if (e?.statusCode === 404 && /BlobNotFound/i.test(String(code))) return new NotFoundError(name, where);
   if (e?.statusCode === 404 && /ContainerNotFound/i.test(String(code))) {
     return new Error(`The container of ${where} does not exist (404 ContainerNotFound). Check the container name in sasUrl.`);

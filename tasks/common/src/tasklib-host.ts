@@ -58,6 +58,10 @@ export class TaskLibHost implements TaskHost {
     return tl.getEndpointAuthorizationScheme(id, true) || undefined;
   }
 
+  endpointData(id: string, key: string): string | undefined {
+    return tl.getEndpointDataParameter(id, key, true) || undefined;
+  }
+
   setSecret(value: string): void {
     if (value) tl.setSecret(value);
   }

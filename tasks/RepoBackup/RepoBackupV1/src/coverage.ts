@@ -13,7 +13,7 @@ import { JobScopeSettings } from '../../../common/src/devops';
 import { RepoFilter } from './filter';
 
 export interface CoverageInput {
-  credentialType: 'systemToken' | 'pat';
+  credentialType: 'systemToken' | 'pat' | 'serviceConnection';
   /** e.g. `the job token (System.AccessToken)`. */
   credentialDescription: string;
   /** System.TeamProject: the pipeline's own project. */
@@ -86,7 +86,9 @@ export function assessCoverage(input: CoverageInput): Coverage {
       'nothing of them was backed up. ' +
       (input.credentialType === 'systemToken'
         ? `Check the names, turn off ${scopeSetting} (Organization settings and Project settings → Pipelines → Settings) and give the build service identity Read on those repositories, or use authType: pat.`
-        : 'Check the names, and that the PAT\'s user has Read on those projects\' repositories (the PAT needs scope Code (Read)).'));
+        : input.credentialType === 'serviceConnection'
+          ? 'Check the names, and that the service connection\'s principal is a member of the organization with Read on those projects\' repositories.'
+          : 'Check the names, and that the PAT\'s user has Read on those projects\' repositories (the PAT needs scope Code (Read)).'));
   }
   return { gaps, notes };
 }

@@ -18,9 +18,13 @@ export const TASK_VERSION = `${taskJson.version.Major}.${taskJson.version.Minor}
 export function destinationFor(settings: BackupSettings): { destination: Destination; description: string } {
   const d = settings.destination;
   if (d.kind === 'azureBlob') {
-    const description = `Azure Blob container ${safeUrl(d.sas.containerUrl)}`;
     const tuning = { ...defaultBlobTuning, maxTries: settings.retry.attempts, retryDelayMs: settings.retry.baseDelayMs };
-    return { destination: new BlobDestination(d.sas.url, description, d.accessTier, tuning), description };
+    if (d.entra) {
+      const description = `Azure Blob container ${safeUrl(d.entra.containerUrl)} (service connection '${d.entra.connection}')`;
+      return { destination: new BlobDestination(d.entra, description, d.accessTier, tuning), description };
+    }
+    const description = `Azure Blob container ${safeUrl(d.sas!.containerUrl)}`;
+    return { destination: new BlobDestination(d.sas!.url, description, d.accessTier, tuning), description };
   }
   const destination = new FolderDestination(d.path);
   return { destination, description: destination.description };
@@ -37,6 +41,8 @@ export async function run(host: TaskHost, signal?: AbortSignal): Promise<TaskOut
   const { destination, description } = destinationFor(settings);
   host.info(`RepoBackup ${TASK_VERSION}: ${settings.organization.url} → ${description}${settings.dryRun ? ' (dry run)' : ''}`);
   try {
+    // A service connection's first Entra token for Azure DevOps, before anything else: a refusal names its fix.
+    await settings.credentials.prepare();
     const outcome = await runBackup(settings, {
       log: host,
       progress: (p, t) => host.setProgress(p, t),
@@ -75,6 +81,8 @@ export async function run(host: TaskHost, signal?: AbortSignal): Promise<TaskOut
     return result;
   } catch (err) {
     return fail(host, err);
+  } finally {
+    settings.credentials.dispose();
   }
 }
 

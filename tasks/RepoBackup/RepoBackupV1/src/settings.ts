@@ -4,14 +4,15 @@ import { DevOpsCredentials } from '../../../common/src/credentials';
 import { InputError } from '../../../common/src/errors';
 import { TaskHost } from '../../../common/src/host';
 import {
-  Organization, readBoolean, readContainerSasInput, readCredentials, readFolderInput, readInteger, readOrganization, readPickList, readRetryPolicy, readTempDir,
+  EntraContainer, Organization, readBlobAuth, readBoolean, readContainerSasInput, readEntraContainer, readCredentials, readFolderInput, readInteger, readOrganization, readPickList, readRetryPolicy, readTempDir,
 } from '../../../common/src/inputs';
 import { RetryPolicy } from '../../../common/src/retry';
 import { BACKUP_SAS_NEEDS, ContainerSas } from '../../../common/src/sas';
 import { parseFilter, RepoFilter } from './filter';
 
 export type DestinationSettings =
-  | { kind: 'azureBlob'; sas: ContainerSas; accessTier?: string }
+  /** Exactly one of `sas` (blobAuth: sas) and `entra` (blobAuth: serviceConnection) is set. */
+  | { kind: 'azureBlob'; sas?: ContainerSas; entra?: EntraContainer; accessTier?: string }
   | { kind: 'folder'; path: string };
 
 export interface RunInfo {
@@ -77,10 +78,14 @@ export async function readBackupSettings(host: TaskHost, taskVersion: string, no
 async function readDestination(host: TaskHost, now: Date): Promise<DestinationSettings> {
   const kind = readPickList(host, 'destination', ['azureBlob', 'folder'] as const, 'azureBlob');
   if (kind === 'azureBlob') {
+    const accessTier = readPickList(host, 'accessTier', ['', 'Hot', 'Cool', 'Cold', 'Archive'] as const, '') || undefined;
+    if (readBlobAuth(host) === 'serviceConnection') {
+      if (host.input('sasUrl')) host.warn('Input \'sasUrl\' is ignored: blobAuth is serviceConnection (the container is reached with the service connection\'s Entra token).');
+      return { kind, entra: readEntraContainer(host), accessTier };
+    }
     const sas = readContainerSasInput(host, 'sasUrl', BACKUP_SAS_NEEDS,
-      'Give a container SAS URL with create+write rights (store it as a secret variable, e.g. sasUrl: $(BackupSasUrl)), or set destination: folder.', now);
-    const accessTier = readPickList(host, 'accessTier', ['', 'Hot', 'Cool', 'Cold', 'Archive'] as const, '');
-    return { kind, sas, accessTier: accessTier || undefined };
+      'Give a container SAS URL with create+write rights (store it as a secret variable, e.g. sasUrl: $(BackupSasUrl)), use blobAuth: serviceConnection with an Azure Resource Manager connection, or set destination: folder.', now);
+    return { kind, sas, accessTier };
   }
   const folder = await readFolderInput(host, 'folderPath', 'write', {
     empty: 'destination is folder: enter an existing folder or file share path the agent can write to.',

@@ -18,7 +18,10 @@ export const TASK_VERSION = `${taskJson.version.Major}.${taskJson.version.Minor}
 
 export function sourceFor(settings: Pick<RestoreSettings, 'source'>): Source {
   const s = settings.source;
-  if (s.kind === 'azureBlob') return new BlobSource(s.sas.url, `Azure Blob container ${safeUrl(s.sas.containerUrl)}`);
+  if (s.kind === 'azureBlob' && s.entra) {
+    return new BlobSource(s.entra, `Azure Blob container ${safeUrl(s.entra.containerUrl)} (service connection '${s.entra.connection}')`);
+  }
+  if (s.kind === 'azureBlob') return new BlobSource(s.sas!.url, `Azure Blob container ${safeUrl(s.sas!.containerUrl)}`);
   return new FolderSource(s.path);
 }
 
@@ -38,6 +41,7 @@ export async function run(host: TaskHost, signal?: AbortSignal): Promise<TaskOut
   const report = newReport();
   report.requested = what;
   try {
+    await settings.credentials.prepare();
     await runRestore(settings, {
       log: host,
       progress: (p, t) => host.setProgress(p, t),
@@ -46,11 +50,13 @@ export async function run(host: TaskHost, signal?: AbortSignal): Promise<TaskOut
       source,
       gitEnv: (remoteUrl) => settings.credentials.gitEnv(remoteUrl),
       signal,
-      blob: settings.source.kind === 'azureBlob' ? blobLocation(settings.source.sas.containerUrl) : undefined,
+      blob: settings.source.kind === 'azureBlob' ? blobLocation((settings.source.entra?.containerUrl ?? settings.source.sas!.containerUrl).toString()) : undefined,
     }, report);
   } catch (err) {
     report.error = signal?.aborted ? 'Canceled: the restore was stopped before it finished.' : redact(errorMessage(err));
     if (!(err instanceof InputError) && !(err instanceof RunError)) host.debug(redact(String((err as Error)?.stack ?? err)));
+  } finally {
+    settings.credentials.dispose();
   }
   report.finishedAt = new Date();
   try {
@@ -80,6 +86,7 @@ async function runDrill(host: TaskHost, settings: VerifySettings, signal?: Abort
   host.info(`RepoRestore ${TASK_VERSION} (mode: verify): archives of ${settings.manifest ? `manifest '${settings.manifest}'` : 'the newest backup run'} in ${source.description}, compared with ${settings.organization.url}; nothing is created or pushed`);
   const report = newVerifyReport(source.description, settings.organization.url);
   try {
+    await settings.credentials.prepare();
     await runVerify(settings, {
       log: host,
       progress: (p, t) => host.setProgress(p, t),
@@ -89,11 +96,13 @@ async function runDrill(host: TaskHost, settings: VerifySettings, signal?: Abort
       source,
       gitEnv: (remoteUrl) => settings.credentials.gitEnv(remoteUrl),
       signal,
-      blob: settings.source.kind === 'azureBlob' ? blobLocation(settings.source.sas.containerUrl) : undefined,
+      blob: settings.source.kind === 'azureBlob' ? blobLocation((settings.source.entra?.containerUrl ?? settings.source.sas!.containerUrl).toString()) : undefined,
     }, report);
   } catch (err) {
     report.error = signal?.aborted ? 'Canceled: the restore drill was stopped before it finished.' : redact(errorMessage(err));
     if (!(err instanceof InputError) && !(err instanceof RunError)) host.debug(redact(String((err as Error)?.stack ?? err)));
+  } finally {
+    settings.credentials.dispose();
   }
   report.finishedAt = new Date();
   const result = verifyOutcome(report);

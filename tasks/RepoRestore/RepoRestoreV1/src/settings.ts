@@ -7,11 +7,12 @@ import { TaskHost } from '../../../common/src/host';
 import { promises as fsp } from 'fs';
 import * as path from 'path';
 import { parseFilter, RepoFilter } from '../../../RepoBackup/RepoBackupV1/src/filter';
-import { Organization, readBoolean, readInteger, readContainerSasInput, readCredentials, readFolderInput, readOrganization, readPickList, readTempDir } from '../../../common/src/inputs';
+import { EntraContainer, Organization, readBlobAuth, readBoolean, readEntraContainer, readInteger, readContainerSasInput, readCredentials, readFolderInput, readOrganization, readPickList, readTempDir } from '../../../common/src/inputs';
 import { ContainerSas } from '../../../common/src/sas';
 
 export type SourceSettings =
-  | { kind: 'azureBlob'; sas: ContainerSas }
+  /** Exactly one of `sas` (blobAuth: sas) and `entra` (blobAuth: serviceConnection) is set. */
+  | { kind: 'azureBlob'; sas?: ContainerSas; entra?: EntraContainer }
   | { kind: 'folder'; path: string };
 
 export type Selection =
@@ -103,7 +104,7 @@ function readCredentialsFor(host: TaskHost, scope: string): DevOpsCredentials {
     return readCredentials(host);
   } catch (err) {
     if (err instanceof InputError && err.input === 'personalAccessToken') {
-      throw new InputError('personalAccessToken', `is empty while authType is pat. Create a PAT with scope ${scope}, store it as a secret variable and pass it here, or use authType: systemToken.`);
+      throw new InputError('personalAccessToken', `is empty while authType is pat. Create a PAT with scope ${scope}, store it as a secret variable and pass it here, or use authType: systemToken or serviceConnection.`);
     }
     throw err;
   }
@@ -153,6 +154,10 @@ function readSelection(host: TaskHost): Selection {
 async function readSource(host: TaskHost, selection: Selection, now: Date): Promise<SourceSettings> {
   const kind = readPickList(host, 'source', ['azureBlob', 'folder'] as const, 'azureBlob');
   if (kind === 'azureBlob') {
+    if (readBlobAuth(host) === 'serviceConnection') {
+      if (host.input('sasUrl')) host.warn('Input \'sasUrl\' is ignored: blobAuth is serviceConnection (the container is read with the service connection\'s Entra token).');
+      return { kind, entra: readEntraContainer(host) };
+    }
     const needsList = selection.kind === 'manifest' && !selection.manifest;
     const sas = readContainerSasInput(host, 'sasUrl', needsList
       ? { allOf: ['r', 'l'], purpose: 'reading a backup and finding the newest manifest (manifest is empty)' }
