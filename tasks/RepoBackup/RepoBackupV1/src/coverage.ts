@@ -75,7 +75,7 @@ export function assessCoverage(input: CoverageInput): Coverage {
         `but the repositories filter (${input.filter.describe()}) reaches ${others.length && !input.filter.projectWildcard ? `project(s) ${others.map((p) => `'${p}'`).join(', ')}` : 'other projects'}, which this run could not see and did NOT back up. ` +
         `Fix one of: turn off ${scopeSetting} in Organization settings → Pipelines → Settings and in Project settings → Pipelines → Settings of '${limitedTo}', ` +
         `and give the project's build service identity Read on the other projects' repositories; or, if this project is all you want, set repositories to '${limitedTo}/*'; ` +
-        'or use authType: pat with a PAT (scope Code (Read)) of a user who can read every project.');
+        'or use authType: pat with a PAT (scope Code (Read)) of a user who can read every project, or authType: serviceConnection with an Azure Resource Manager connection whose principal can.');
     }
     return { gaps, notes, limitedTo };
   }
