@@ -3,7 +3,7 @@
  */
 import type { TokenCredential } from '@azure/core-auth';
 import { AnonymousCredential, BlockBlobClient, BlockBlobTier, ContainerClient } from '@azure/storage-blob';
-import { createWriteStream, promises as fsp } from 'fs';
+import { promises as fsp } from 'fs';
 import * as path from 'path';
 import { Readable } from 'stream';
 import { finished, pipeline } from 'stream/promises';
@@ -525,8 +525,15 @@ export class FolderDestination implements Destination {
     const target = path.join(this.root, ...name.split('/'));
     await fsp.mkdir(path.dirname(target), { recursive: true });
     const temp = path.join(path.dirname(target), `.${path.basename(target)}.partial-${randomBytes(4).toString('hex')}`);
+    // Created before anything is piped, so that the clean-up below always comes after it: a stream that opens its
+    // file lazily could create it after a failed pipeline had already removed the name (a partial file left behind).
+    const handle = await fsp.open(temp, 'wx');
     try {
-      await pipeline(body, createWriteStream(temp, { flags: 'wx' }), ...(options.signal ? [{ signal: options.signal }] : []));
+      try {
+        await pipeline(body, handle.createWriteStream(), ...(options.signal ? [{ signal: options.signal }] : []));
+      } finally {
+        await handle.close().catch(() => undefined);
+      }
       if (options.signal?.aborted) throw options.signal.reason;
       const sha = options.metadata?.().sha256;
       // The checksum file is claimed first, so an existing one (a rerun, a file put there by hand) is never
