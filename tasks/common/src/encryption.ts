@@ -29,9 +29,12 @@ export class KeyFormatError extends Error {
   }
 }
 
-/** The encrypted stream is not age, was changed, or no identity given can open it. */
+/**
+ * The encrypted stream is not age or was changed (`corrupt`), or no identity given can open it (`identity`). The
+ * message completes "The archive … cannot be decrypted: " and never contains a key.
+ */
 export class DecryptionError extends Error {
-  constructor(message: string) {
+  constructor(message: string, readonly reason: 'corrupt' | 'identity' = 'corrupt') {
     super(message);
     this.name = 'DecryptionError';
   }
@@ -453,7 +456,7 @@ export class AgeDecryptStream extends Transform {
     const fileKey = unwrapFileKey(header.stanzas, this.identities);
     if (!fileKey) {
       const types = [...new Set(header.stanzas.map((s) => s.type))].join(', ');
-      throw new DecryptionError(`none of the ${this.identities.length} identit${this.identities.length === 1 ? 'y' : 'ies'} given can open it (it is encrypted to ${header.stanzas.length} recipient(s) of type ${types || 'none'}): give the identity whose public key was in encryptionRecipients when it was backed up`);
+      throw new DecryptionError(`none of the ${this.identities.length} identit${this.identities.length === 1 ? 'y' : 'ies'} given can open it (it is encrypted to ${header.stanzas.length} recipient(s) of type ${types || 'none'}): give the identity whose public key was in encryptionRecipients when it was backed up`, 'identity');
     }
     if (!timingSafeEqual(headerMac(fileKey, header.macInput), header.mac)) throw new DecryptionError('its header was changed (the header MAC does not match)');
     const nonce = buf.subarray(header.length, header.length + 16);
@@ -513,6 +516,3 @@ export class AgeDecryptStream extends Transform {
 export function payloadSize(bytes: number): number {
   return 16 + bytes + TAG * Math.max(1, Math.ceil(bytes / CHUNK));
 }
-
-/** `x.zip.age` → true. */
-export const isEncryptedName = (name: string) => /\.age$/i.test(name);
