@@ -114,8 +114,8 @@ export async function readRestoreSettings(host: TaskHost, taskVersion: string, n
 export function readDecryptionIdentity(host: Pick<TaskHost, 'secretInput' | 'setSecret'>): AgeIdentity[] | undefined {
   const raw = host.secretInput('decryptionIdentity');
   if (!raw || !raw.trim()) return undefined;
-  host.setSecret(raw);
-  for (const line of raw.split(/\r?\n/)) if (line.trim().length >= 8) host.setSecret(line.trim());
+  // secretInput registered the value (line by line) with the masker already; every key line is registered as is.
+  for (const line of raw.split(/\r?\n/)) if (/^AGE-SECRET-KEY-/i.test(line.trim())) host.setSecret(line.trim());
   try {
     return parseIdentities(raw);
   } catch (err) {
