@@ -10,6 +10,11 @@ import { pipeline } from 'stream/promises';
 import {
   AgeDecryptStream, AgeEncryptStream, DecryptionError, generateIdentity, KeyFormatError, parseIdentities, parseRecipients, payloadSize, recipientOf,
 } from '../../tasks/common/src/encryption';
+import { formatOfName, isEncryptedName } from '../../tasks/common/src/extract';
+import { variantName } from '../../tasks/RepoBackup/RepoBackupV1/src/backup';
+import { readEncryption } from '../../tasks/RepoBackup/RepoBackupV1/src/settings';
+import { readDecryptionIdentity } from '../../tasks/RepoRestore/RepoRestoreV1/src/settings';
+import { FakeHost } from './fake-host';
 
 /** A key pair made by the reference age-keygen: the identity file text and its recipient. */
 function keygen(): { file: string; recipient: string } {
@@ -158,5 +163,57 @@ describe('encryption (age v1)', function () {
     writeFileSync(file, g.text + '\n');
     assert.strictEqual(execFileSync('age-keygen', ['-y', file]).toString().trim(), g.recipient);
     assert.strictEqual(readFileSync(file, 'utf8').trim(), g.text);
+  });
+
+  it('settings: encryptionRecipients → recipients (empty = no encryption); errors name the input', () => {
+    const a = generateIdentity();
+    assert.strictEqual(readEncryption(new FakeHost({})), undefined);
+    assert.strictEqual(readEncryption(new FakeHost({ encryptionRecipients: '# nobody yet\n' })), undefined);
+    assert.deepStrictEqual(readEncryption(new FakeHost({ encryptionRecipients: a.recipient }))?.recipients.map((r) => r.text), [a.recipient]);
+    assert.throws(() => readEncryption(new FakeHost({ encryptionRecipients: 'age1oops' })), /^InputError: Input 'encryptionRecipients': line 1: 'age1oops' is not an age recipient/);
+    assert.throws(() => readEncryption(new FakeHost({ encryptionRecipients: 'age1oops' })), (e: Error) => e.name === 'InputError');
+  });
+
+  it('settings: decryptionIdentity is read as a secret, each key line registered with the masker, never echoed', () => {
+    const a = keygen();
+    const host = new FakeHost({ decryptionIdentity: a.file });
+    const ids = readDecryptionIdentity(host)!;
+    assert.deepStrictEqual(ids.map(recipientOf), [a.recipient]);
+    const secretLine = a.file.split('\n').find((l) => l.startsWith('AGE-SECRET-KEY-1'))!;
+    assert.ok(host.secrets.includes(secretLine), 'the key line is masked');
+    assert.strictEqual(readDecryptionIdentity(new FakeHost({})), undefined);
+    const bad = new FakeHost({ decryptionIdentity: `${secretLine.slice(0, -2)}QQ` });
+    assert.throws(() => readDecryptionIdentity(bad), (e: Error) => e.name === 'InputError' && /^Input 'decryptionIdentity': line 1: is not an age identity/.test(e.message) && !e.message.includes(secretLine.slice(20, 40)));
+  });
+
+  it('names: .zip.age / .tar.gz.age are recognised; variants keep .age last', () => {
+    assert.strictEqual(formatOfName('a/api.zip.age'), 'zip');
+    assert.strictEqual(formatOfName('a/api.tar.gz.age'), 'tar.gz');
+    assert.strictEqual(formatOfName('a/api.age'), undefined);
+    assert.ok(isEncryptedName('a/api.tar.gz.age') && isEncryptedName('a/API.ZIP.AGE'));
+    assert.ok(!isEncryptedName('a/api.zip') && !isEncryptedName('a/key.age'));
+    assert.strictEqual(variantName('o/d/1.1/Team Alpha/api.zip.age', 2), 'o/d/1.1/Team Alpha/api~2.zip.age');
+    assert.strictEqual(variantName('o/d/1.1/Team Alpha/api.tar.gz.age', 3), 'o/d/1.1/Team Alpha/api~3.tar.gz.age');
+  });
+
+  it('memory stays bounded: 64 MiB through encrypt → decrypt keeps the streams\' buffers small', async () => {
+    const ids = [generateIdentity()];
+    const enc = new AgeEncryptStream(parseRecipients(ids[0].recipient));
+    const dec = new AgeDecryptStream(parseIdentities(ids[0].text));
+    const piece = randomBytes(1 << 20);
+    let sent = 0;
+    let maxBuffered = 0;
+    let got = 0;
+    const src = new Readable({ read() { if (sent >= 64) return void this.push(null); sent++; this.push(piece); } });
+    await pipeline(src, enc, dec, new Writable({
+      write(c, _e, cb) {
+        got += c.length;
+        maxBuffered = Math.max(maxBuffered, enc.readableLength + enc.writableLength + dec.readableLength + dec.writableLength);
+        cb();
+      },
+    }));
+    assert.strictEqual(got, 64 << 20);
+    console.log(`      64 MiB round trip: at most ${(maxBuffered / (1 << 20)).toFixed(1)} MiB buffered in the two streams`);
+    assert.ok(maxBuffered < 8 << 20, `buffered ${maxBuffered}`);
   });
 });
