@@ -8,10 +8,11 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { AzuriteHandle, startAzurite } from './harness/azurite';
 import {
-  allFileBytes, assertArchiveMatches, assertNoSecretInBytes, assertNoSecretInOutput, readContainer, readFolder, sha256, StoredFile,
+  allFileBytes, assertArchiveMatches, assertNoSecretInBytes, assertNoSecretInOutput, readContainer, readFolder, secretForms, sha256, StoredFile,
 } from './harness/checks';
 import { buildStandardCorpus, CorpusRepo, StandardCorpus } from './harness/corpus';
 import { DevOpsStandIn } from './harness/devops-standin';
+import * as procs from './harness/procs';
 import { runTask, TaskRun } from './harness/run-task';
 import { cleanupAll, refMap, tmpDir } from './harness/util';
 
@@ -90,11 +91,20 @@ describe('age encryption end to end (encryptionRecipients / decryptionIdentity)'
   const sigs = () => sasUrls.map((u) => new URL(u).searchParams.get('sig')!);
   const secrets = () => [TOKEN, alice.secret, bob.secret, stranger.secret, ...sigs()];
 
+  /** Every process's command line, sampled while a task runs: no key, token or signature in any argv. */
+  const argvLeaks: string[] = [];
+  let argvSamples = 0;
   async function task(entry: string, inputs: Record<string, string>, variables: Record<string, string> = {}, tempDir = tmpDir('run')): Promise<TaskRun> {
+    const forms = secrets().flatMap(secretForms);
+    const sampler = procs.every(25, () => {
+      argvSamples++;
+      for (const { pid, cmdline } of procs.allCmdlines()) for (const f of forms) if (cmdline.includes(f)) argvLeaks.push(`pid ${pid}`);
+    });
     const run = await runTask(entry, {
       inputs: { organizationUrl: standin.orgUrl, ...inputs }, orgUrl: standin.orgUrl, token: TOKEN, tempDir, variables,
       env: { NODE_PATH: '', NODE_OPTIONS: '' }, timeoutMs: 90_000,
-    });
+    }).finally(() => sampler.stop());
+    assert.deepStrictEqual(argvLeaks, [], 'a secret was on a command line');
     assertNoSecretInOutput(run, secrets());
     // Nothing the run left in its temp folder carries a key or token.
     assertNoSecretInBytes(`files left in ${tempDir}`, fs.existsSync(tempDir) ? allFileBytes(tempDir) : [], secrets());
@@ -136,6 +146,7 @@ describe('age encryption end to end (encryptionRecipients / decryptionIdentity)'
     await standin?.stop();
     await azurite?.stop();
     await cleanupAll();
+    measured.push(`command lines of every process sampled ${argvSamples} times during the task runs: ${argvLeaks.length} with a secret`);
     if (measured.length) console.log(`      measured:\n${measured.map((m) => `        ${m}`).join('\n')}`);
   });
 
@@ -189,6 +200,21 @@ describe('age encryption end to end (encryptionRecipients / decryptionIdentity)'
       Object.fromEntries(Object.entries(await refMap(src.repo.gitDir)).filter(([r]) => !r.startsWith('refs/pull/'))));
     assert.ok(run.lines.some((l) => /Decrypted with age/.test(l)));
     assert.ok(run.lines.some((l) => l.startsWith('##vso[task.setsecret]') && l.includes(bob.secret)), 'the identity is registered with the masker');
+  });
+
+  it('mode: verify (restore drill) decrypts every archive of the encrypted run and finds it identical to the live repository', async () => {
+    const reportPath = path.join(tmpDir('drill'), 'drill.json');
+    const run = await task(RESTORE, { mode: 'verify', source: 'azureBlob', sasUrl: sas('rl'), reportPath, decryptionIdentity: alice.file });
+    // The disabled repository has no archive (skipped at backup): the drill counts it as failed, as without encryption.
+    assert.strictEqual(run.result?.result, 'SucceededWithIssues', explain(run));
+    assert.match(run.result!.message, new RegExp(`Verified ${corpus.all.length} archives: ${restorable().length} identical, 1 failed\\.`));
+    const text = fs.readFileSync(reportPath, 'utf8');
+    for (const r of restorable()) assert.ok(text.includes(`${r.name}.zip.age`), `the drill checked ${key(r)}`);
+    const none = await task(RESTORE, { mode: 'verify', source: 'azureBlob', sasUrl: sas('rl'), reportPath: path.join(path.dirname(reportPath), 'd.json') });
+    // Without the identity nothing can be checked: every archive is reported failed, naming the input.
+    assert.notStrictEqual(none.result?.result, 'Succeeded', explain(none));
+    assert.match(none.result!.message, new RegExp(`Verified ${corpus.all.length} archives: ${corpus.all.length} failed`));
+    assert.ok(fs.readFileSync(path.join(path.dirname(reportPath), 'd.json'), 'utf8').includes("Input 'decryptionIdentity': is empty"), 'the drill report names the input');
   });
 
   it('RepoRestore restores an archive the age CLI encrypted (folder, by path), LFS included', async () => {
