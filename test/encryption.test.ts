@@ -78,6 +78,8 @@ describe('age encryption end to end (encryptionRecipients / decryptionIdentity)'
   let alice: KeyPair;
   let bob: KeyPair;
   let stranger: KeyPair;
+  /** An OpenSSH ed25519 key pair (ssh-keygen): the private key file, its .pub line and the recipient as recorded. */
+  let ssh: { path: string; file: string; pub: string; recipient: string; lines: string[] };
   let folder: string;
   let blobFiles: Map<string, StoredFile>;
   let folderFiles: Map<string, StoredFile>;
@@ -89,7 +91,7 @@ describe('age encryption end to end (encryptionRecipients / decryptionIdentity)'
   const explain = (run: TaskRun) => `result ${JSON.stringify(run.result)}, exit ${run.code}\n--- stdout\n${run.stdout.slice(-4000)}\n--- stderr\n${run.stderr.slice(-1500)}`;
   const sas = (p: string) => { const u = azurite.containerSasUrl('backups', p); sasUrls.push(u); return u; };
   const sigs = () => sasUrls.map((u) => new URL(u).searchParams.get('sig')!);
-  const secrets = () => [TOKEN, alice.secret, bob.secret, stranger.secret, ...sigs()];
+  const secrets = () => [TOKEN, alice.secret, bob.secret, stranger.secret, ...ssh.lines, ...sigs()];
 
   /** Every process's command line, sampled while a task runs: no key, token or signature in any argv. */
   const argvLeaks: string[] = [];
@@ -117,6 +119,14 @@ describe('age encryption end to end (encryptionRecipients / decryptionIdentity)'
     alice = keygen(keys, 'alice');
     bob = keygen(keys, 'bob');
     stranger = keygen(keys, 'stranger');
+    const sshPath = path.join(keys, 'id_ed25519');
+    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'restore@example', '-f', sshPath]);
+    const sshFile = fs.readFileSync(sshPath, 'utf8');
+    const pub = fs.readFileSync(`${sshPath}.pub`, 'utf8').trim();
+    ssh = {
+      path: sshPath, file: sshFile, pub, recipient: pub.split(' ').slice(0, 2).join(' '),
+      lines: sshFile.split('\n').filter((l) => l && !l.startsWith('-----')),
+    };
     [standin, azurite] = await Promise.all([
       DevOpsStandIn.start({ org: 'contoso', root: tmpDir('standin'), tokens: { bearer: [TOKEN] } }),
       startAzurite(),
@@ -124,7 +134,7 @@ describe('age encryption end to end (encryptionRecipients / decryptionIdentity)'
     corpus = await buildStandardCorpus(standin);
     await azurite.createContainer('backups');
     folder = tmpDir('enc-folder');
-    const recipients = `# alice\n${alice.recipient}\n${bob.recipient}\n`;
+    const recipients = `# alice\n${alice.recipient}\n${bob.recipient}\n${ssh.pub}\n`;
     const blobTemp = tmpDir('run');
     const folderTemp = tmpDir('run');
     const watchBlob = watchForPlaintext(blobTemp);
@@ -155,7 +165,7 @@ describe('age encryption end to end (encryptionRecipients / decryptionIdentity)'
       const files = where.startsWith('blob') ? blobFiles : folderFiles;
       const ext = where.startsWith('blob') ? '.zip.age' : '.tar.gz.age';
       const manifest = JSON.parse([...files.values()].find((f) => f.name.endsWith('/manifest.json'))!.bytes.toString('utf8'));
-      assert.deepStrictEqual(manifest.options.encryption, { format: 'age', recipients: [alice.recipient, bob.recipient] });
+      assert.deepStrictEqual(manifest.options.encryption, { format: 'age', recipients: [alice.recipient, bob.recipient, ssh.recipient] });
       const work = tmpDir('cli');
       for (const src of restorable()) {
         const entry = manifest.repositories.find((e: { id: string }) => e.id === src.repo.id);
@@ -165,7 +175,7 @@ describe('age encryption end to end (encryptionRecipients / decryptionIdentity)'
         assert.ok(stored.bytes.subarray(0, 22).equals(Buffer.from('age-encryption.org/v1\n')), 'stored bytes are an age file');
         assert.strictEqual(entry.sha256, sha256(stored.bytes), 'manifest sha256 = stored (encrypted) bytes');
         assert.strictEqual(entry.size, stored.bytes.length);
-        assert.deepStrictEqual(entry.encryption, { format: 'age', recipients: [alice.recipient, bob.recipient] });
+        assert.deepStrictEqual(entry.encryption, { format: 'age', recipients: [alice.recipient, bob.recipient, ssh.recipient] });
         if (where.startsWith('blob')) {
           assert.strictEqual(stored.metadata.sha256, entry.sha256);
           assert.strictEqual(stored.metadata.plaintextsha256, entry.plaintextSha256);
@@ -173,7 +183,7 @@ describe('age encryption end to end (encryptionRecipients / decryptionIdentity)'
           assert.strictEqual(files.get(`${entry.archive}.sha256`)!.bytes.toString().split(/\s/)[0], entry.sha256);
         }
         let plain: Buffer | undefined;
-        for (const who of [alice, bob]) {
+        for (const who of [alice, bob, ssh]) {
           const d = cliDecrypt(stored.bytes, who.path, work);
           assert.ok(d.ok, `age -d ${entry.archive}: ${d.err}`);
           plain = d.out;
@@ -195,6 +205,12 @@ describe('age encryption end to end (encryptionRecipients / decryptionIdentity)'
       source: 'azureBlob', sasUrl: sas('rl'), repository: key(src), targetProject: src.project, targetRepository: 'api decrypted',
       decryptionIdentity: bob.file,
     });
+    const bySsh = await task(RESTORE, {
+      source: 'azureBlob', sasUrl: sas('rl'), repository: key(src), targetProject: src.project, targetRepository: 'api by ssh key',
+      decryptionIdentity: ssh.file,
+    });
+    assert.strictEqual(bySsh.result?.result, 'Succeeded', explain(bySsh));
+    assert.deepStrictEqual(await refMap(standin.findRepo(src.project, 'api by ssh key')!.gitDir), await refMap(standin.findRepo(src.project, 'api decrypted')!.gitDir));
     assert.strictEqual(run.result?.result, 'Succeeded', explain(run));
     assert.deepStrictEqual(await refMap(standin.findRepo(src.project, 'api decrypted')!.gitDir),
       Object.fromEntries(Object.entries(await refMap(src.repo.gitDir)).filter(([r]) => !r.startsWith('refs/pull/'))));

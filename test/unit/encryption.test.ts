@@ -132,7 +132,8 @@ describe('encryption (age v1)', function () {
     bad(a.recipient.slice(0, -1) + (a.recipient.endsWith('q') ? 'p' : 'q'), /line 1: .* is not an age recipient/);
     bad(a.recipient.toUpperCase(), /is not an age recipient/);
     bad(b.text, /is a secret key \(an identity\), not a recipient/);
-    bad('ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHs= me@host', /SSH recipients \(ssh-ed25519\) are not supported/);
+    bad('ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHs= me@host', /is not a valid ssh-ed25519 public key/);
+    bad('ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQ me@host', /SSH recipients of type ssh-rsa are not supported/);
     bad('age1pq1qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqq', /post-quantum or tag recipient/);
     // The secret never appears in the message.
     assert.throws(() => parseRecipients(b.text), (err: Error) => !err.message.includes(b.text.slice(20)));
@@ -154,7 +155,8 @@ describe('encryption (age v1)', function () {
     bad(g.text.toLowerCase(), /line 1: is not an age identity/);
     bad('', /Input 'decryptionIdentity' is empty/);
     bad(undefined, /is empty/);
-    bad('-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ\n-----END OPENSSH PRIVATE KEY-----', /SSH private keys are not supported/);
+    bad('-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ\n-----END OPENSSH PRIVATE KEY-----', /the SSH private key cannot be read/);
+    bad('-----BEGIN RSA PRIVATE KEY-----\nMIIB\n-----END RSA PRIVATE KEY-----', /only OpenSSH ed25519 private keys/);
   });
 
   it('a generated identity is what the CLI reads: age-keygen -y gives the same recipient', () => {
@@ -215,5 +217,33 @@ describe('encryption (age v1)', function () {
     assert.strictEqual(got, 64 << 20);
     console.log(`      64 MiB round trip: at most ${(maxBuffered / (1 << 20)).toFixed(1)} MiB buffered in the two streams`);
     assert.ok(maxBuffered < 8 << 20, `buffered ${maxBuffered}`);
+  });
+
+  it('ssh-ed25519: the CLI decrypts with the SSH key what was encrypted to its .pub line, and the other way round', async () => {
+    const key = path.join(dir, 'id_ed25519');
+    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'ops@example', '-f', key]);
+    const pub = readFileSync(`${key}.pub`, 'utf8');
+    const recipients = parseRecipients(`${pub}\n${keygen().recipient}`);
+    assert.strictEqual(recipients[0].text, pub.split(' ').slice(0, 2).join(' '), 'the comment is not part of the recipient');
+    for (const size of [0, 65536, 200_001]) {
+      const plain = randomBytes(size);
+      const file = path.join(dir, `ssh${size}.age`);
+      writeFileSync(file, await run(new AgeEncryptStream(recipients), plain));
+      const out = spawnSync('age', ['-d', '-i', key, file]);
+      assert.strictEqual(out.status, 0, String(out.stderr));
+      assert.ok(out.stdout.equals(plain));
+      writeFileSync(path.join(dir, 'p'), plain);
+      const cli = execFileSync('age', ['-R', `${key}.pub`, path.join(dir, 'p')]);
+      assert.ok((await run(new AgeDecryptStream(parseIdentities(readFileSync(key, 'utf8'))), cli)).equals(plain));
+    }
+    // A passphrase-protected key cannot be used by a pipeline: said so, without echo.
+    const locked = path.join(dir, 'locked');
+    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', 'secret-passphrase', '-f', locked]);
+    assert.throws(() => parseIdentities(readFileSync(locked, 'utf8')), /protected by a passphrase/);
+    // Another SSH key: not this file's identity.
+    const other = path.join(dir, 'other_ed25519');
+    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', other]);
+    const cipher = await run(new AgeEncryptStream(recipients), randomBytes(1000));
+    await assert.rejects(run(new AgeDecryptStream(parseIdentities(readFileSync(other, 'utf8'))), cipher), /none of the 1 identity given can open it/);
   });
 });

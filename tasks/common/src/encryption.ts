@@ -1,11 +1,12 @@
 /**
  * Client-side encryption of archive streams to age recipients (https://age-encryption.org/v1), on node:crypto:
- * X25519 recipient stanzas, HKDF-SHA-256, an HMAC-SHA-256 header MAC and the ChaCha20-Poly1305 STREAM payload in
+ * X25519 (and ssh-ed25519) recipient stanzas, HKDF-SHA-256, an HMAC-SHA-256 header MAC and the ChaCha20-Poly1305 STREAM payload in
  * 64 KiB chunks. Files written here decrypt with the reference CLI (`age -d -i key.txt repo.zip.age`), and files the
  * CLI writes to `age1…` recipients decrypt here. Both directions are streams with bounded memory (one chunk plus
  * the stream's buffers): the plaintext never needs to be on disk.
  *
- * Only public keys (`age1…`) are needed to back up; identities (`AGE-SECRET-KEY-1…`) only to restore.
+ * ssh-ed25519 recipients and (unencrypted OpenSSH) identities follow age's agessh: the Ed25519 key mapped to Curve25519,
+ * a tweak bound to the SSH key. Only public keys are needed to back up; identities only to restore.
  */
 import {
   createCipheriv, createDecipheriv, createHash, createHmac, createPrivateKey, createPublicKey, diffieHellman, hkdfSync, KeyObject,
@@ -18,6 +19,7 @@ const VERSION_LINE = 'age-encryption.org/v1';
 const CHUNK = 64 * 1024;
 const TAG = 16;
 const X25519_INFO = 'age-encryption.org/v1/X25519';
+const SSH_ED25519_INFO = 'age-encryption.org/v1/ssh-ed25519';
 /** A header larger than this is not an age header we wrote or the CLI writes for a few recipients. */
 const MAX_HEADER = 64 * 1024;
 
@@ -141,14 +143,103 @@ function open(key: Buffer, nonce: Buffer, sealed: Buffer): Buffer {
 // ---- recipients and identities ----
 
 export interface AgeRecipient {
-  /** The public key as written (`age1…`, lower case). */
+  /** The public key as written (`age1…`, lower case; `ssh-ed25519 AAAA…` without its comment). */
   text: string;
+  /** X25519 public key (for ssh-ed25519: the Ed25519 key mapped to Curve25519). */
   key: Buffer;
+  /** ssh-ed25519 recipients: the key in SSH wire format. */
+  ssh?: Buffer;
 }
 
 export interface AgeIdentity {
   privateKey: KeyObject;
   publicKey: Buffer;
+  /** ssh-ed25519 identities: the public key in SSH wire format (its tag and tweak derive from it). */
+  ssh?: Buffer;
+}
+
+// ---- ssh-ed25519 (age's agessh): Ed25519 keys used as X25519 keys, with a tweak bound to the SSH key ----
+
+const P = (1n << 255n) - 19n;
+const modPow = (b: bigint, e: bigint) => { let r = 1n; b %= P; while (e > 0n) { if (e & 1n) r = (r * b) % P; b = (b * b) % P; e >>= 1n; } return r; };
+const leToBig = (b: Buffer) => { let n = 0n; for (let i = b.length - 1; i >= 0; i--) n = (n << 8n) | BigInt(b[i]); return n; };
+const bigToLe = (n: bigint) => { const out = Buffer.alloc(32); for (let i = 0; i < 32; i++) { out[i] = Number(n & 0xffn); n >>= 8n; } return out; };
+
+/** The Montgomery u-coordinate of an Ed25519 public key: u = (1 + y) / (1 − y) mod p. */
+function edwardsToMontgomery(pk: Buffer): Buffer {
+  const yb = Buffer.from(pk);
+  yb[31] &= 0x7f;
+  const y = leToBig(yb);
+  if (y >= P || y === 1n) throw new KeyFormatError('not a valid Ed25519 public key');
+  return bigToLe(((1n + y) * modPow((1n - y + P) % P, P - 2n)) % P);
+}
+
+/** Reads SSH wire strings (uint32 length + bytes). */
+class SshReader {
+  private pos = 0;
+  constructor(private readonly buf: Buffer) {}
+  string(): Buffer {
+    if (this.pos + 4 > this.buf.length) throw new Error('truncated');
+    const n = this.buf.readUInt32BE(this.pos);
+    if (this.pos + 4 + n > this.buf.length) throw new Error('truncated');
+    const out = this.buf.subarray(this.pos + 4, this.pos + 4 + n);
+    this.pos += 4 + n;
+    return out;
+  }
+  uint32(): number {
+    if (this.pos + 4 > this.buf.length) throw new Error('truncated');
+    const n = this.buf.readUInt32BE(this.pos);
+    this.pos += 4;
+    return n;
+  }
+}
+
+function sshEd25519Wire(b64: string): { wire: Buffer; pk: Buffer } | undefined {
+  try {
+    const wire = Buffer.from(b64, 'base64');
+    const r = new SshReader(wire);
+    if (r.string().toString('latin1') !== 'ssh-ed25519') return undefined;
+    const pk = r.string();
+    return pk.length === 32 ? { wire, pk: Buffer.from(pk) } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+const sshTag = (wire: Buffer) => b64(createHash('sha256').update(wire).digest().subarray(0, 4));
+const x25519 = (scalar: Buffer, point: Buffer) => diffieHellman({ privateKey: privateKeyOf(scalar), publicKey: publicKeyOf(point) });
+const sshTweak = (wire: Buffer) => hkdf(Buffer.alloc(0), wire, SSH_ED25519_INFO);
+
+/** An unencrypted OpenSSH ed25519 private key file → identity. */
+function parseOpenSshEd25519(pem: string, input: string): AgeIdentity {
+  const m = /-----BEGIN OPENSSH PRIVATE KEY-----([\s\S]*?)-----END OPENSSH PRIVATE KEY-----/.exec(pem);
+  const bad = (why: string) => new KeyFormatError(`Input '${input}': the SSH private key ${why}`);
+  if (!m) throw bad('is not in the OpenSSH format (-----BEGIN OPENSSH PRIVATE KEY-----). Convert it with ssh-keygen -p -f <file> or use an age identity.');
+  try {
+    const raw = Buffer.from(m[1].replace(/\s+/g, ''), 'base64');
+    const magic = Buffer.from('openssh-key-v1\0', 'latin1');
+    if (!raw.subarray(0, magic.length).equals(magic)) throw bad('is not an openssh-key-v1 key.');
+    const r = new SshReader(raw.subarray(magic.length));
+    const cipher = r.string().toString('latin1');
+    r.string(); r.string();
+    if (cipher !== 'none') throw bad('is protected by a passphrase, which this task cannot ask for. Use an age identity (age-keygen) for backups the pipeline restores.');
+    if (r.uint32() !== 1) throw bad('file holds more than one key.');
+    const wire = Buffer.from(r.string());
+    const priv = new SshReader(r.string());
+    if (priv.uint32() !== priv.uint32()) throw bad('is damaged (check bytes differ).');
+    const type = priv.string().toString('latin1');
+    if (type !== 'ssh-ed25519') throw bad(`is of type ${type}; only ssh-ed25519 keys are supported.`);
+    priv.string();
+    const sk = priv.string();
+    if (sk.length !== 64) throw bad('is damaged.');
+    const scalar = createHash('sha512').update(sk.subarray(0, 32)).digest().subarray(0, 32);
+    const parsed = sshEd25519Wire(wire.toString('base64'));
+    if (!parsed) throw bad('is damaged.');
+    return { privateKey: privateKeyOf(Buffer.from(scalar)), publicKey: edwardsToMontgomery(parsed.pk), ssh: wire };
+  } catch (err) {
+    if (err instanceof KeyFormatError) throw err;
+    throw bad('cannot be read (truncated or damaged).');
+  }
 }
 
 /**
@@ -167,8 +258,18 @@ export function parseRecipients(text: string | undefined, input = 'encryptionRec
     if (/^AGE-SECRET-KEY-/i.test(line) || /PRIVATE KEY/.test(line)) {
       throw new KeyFormatError(`${where}: is a secret key (an identity), not a recipient. Give the public key (age1…, printed by age-keygen and by age-keygen -y key.txt) here; keep the identity for RepoRestore's decryptionIdentity.`);
     }
-    if (/^ssh-(ed25519|rsa)\s/.test(line)) {
-      throw new KeyFormatError(`${where}: SSH recipients (${line.split(/\s/)[0]}) are not supported. Give an X25519 recipient (age1…): create one with age-keygen -o key.txt.`);
+    if (/^ssh-ed25519\s/.test(line)) {
+      const fields = line.split(/\s+/);
+      const parsed = fields[1] ? sshEd25519Wire(fields[1]) : undefined;
+      if (!parsed) throw new KeyFormatError(`${where}: '${shown}' is not a valid ssh-ed25519 public key (the line of a .pub file: ssh-ed25519 AAAA… comment).`);
+      const text = `ssh-ed25519 ${fields[1]}`;
+      if (seen.has(text)) return;
+      seen.add(text);
+      out.push({ text, key: edwardsToMontgomery(parsed.pk), ssh: parsed.wire });
+      return;
+    }
+    if (/^ssh-\S+\s/.test(line)) {
+      throw new KeyFormatError(`${where}: SSH recipients of type ${line.split(/\s/)[0]} are not supported. Give an age recipient (age1…, from age-keygen) or an ssh-ed25519 public key.`);
     }
     if (/^age1pq1|^age1tag/i.test(line)) {
       throw new KeyFormatError(`${where}: '${shown}' is a post-quantum or tag recipient, which is not supported. Give an X25519 recipient (age1…, 62 characters) made with age-keygen -o key.txt.`);
@@ -197,7 +298,10 @@ export function parseIdentities(text: string | undefined, input = 'decryptionIde
   const out: AgeIdentity[] = [];
   const value = text ?? '';
   if (/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(value)) {
-    throw new KeyFormatError(`Input '${input}': SSH private keys are not supported. Give the age identity (AGE-SECRET-KEY-1…, the file age-keygen wrote) whose public key is in the backup's encryptionRecipients.`);
+    if (!/-----BEGIN OPENSSH PRIVATE KEY-----/.test(value)) {
+      throw new KeyFormatError(`Input '${input}': only OpenSSH ed25519 private keys (-----BEGIN OPENSSH PRIVATE KEY-----) and age identities (AGE-SECRET-KEY-1…) are supported.`);
+    }
+    return [parseOpenSshEd25519(value, input)];
   }
   value.split(/\r?\n/).forEach((raw, i) => {
     const line = raw.trim();
@@ -253,6 +357,14 @@ function x25519Stanza(fileKey: Buffer, recipient: AgeRecipient): Stanza {
   return { type: 'X25519', args: [b64(share)], body: seal(wrapKey, Buffer.alloc(12), fileKey) };
 }
 
+function sshEd25519Stanza(fileKey: Buffer, recipient: AgeRecipient): Stanza {
+  const ephemeral = randomBytes(32);
+  const share = rawPublic(createPublicKey(privateKeyOf(ephemeral)));
+  const shared = x25519(sshTweak(recipient.ssh!), x25519(ephemeral, recipient.key));
+  const wrapKey = hkdf(shared, Buffer.concat([share, recipient.key]), SSH_ED25519_INFO);
+  return { type: 'ssh-ed25519', args: [sshTag(recipient.ssh!), b64(share)], body: seal(wrapKey, Buffer.alloc(12), fileKey) };
+}
+
 function headerMac(fileKey: Buffer, headerUpToDashes: Buffer): Buffer {
   return createHmac('sha256', hkdf(fileKey, Buffer.alloc(0), 'header')).update(headerUpToDashes).digest();
 }
@@ -260,7 +372,7 @@ function headerMac(fileKey: Buffer, headerUpToDashes: Buffer): Buffer {
 function buildHeader(fileKey: Buffer, recipients: AgeRecipient[]): Buffer {
   let text = VERSION_LINE + '\n';
   for (const r of recipients) {
-    const s = x25519Stanza(fileKey, r);
+    const s = r.ssh ? sshEd25519Stanza(fileKey, r) : x25519Stanza(fileKey, r);
     text += `-> ${s.type} ${s.args.join(' ')}\n${wrapBody(s.body)}`;
   }
   text += '---';
@@ -325,10 +437,30 @@ function parseHeader(buf: Buffer): ParsedHeader | undefined {
 
 function unwrapFileKey(stanzas: Stanza[], identities: AgeIdentity[]): Buffer | undefined {
   for (const s of stanzas) {
+    if (s.type === 'ssh-ed25519') {
+      const share = s.args.length === 2 ? unb64(s.args[1]) : undefined;
+      if (!share || share.length !== 32 || s.body.length !== 32) throw new DecryptionError('it has a malformed ssh-ed25519 stanza');
+      for (const id of identities) {
+        if (!id.ssh || sshTag(id.ssh) !== s.args[0]) continue;
+        let shared: Buffer;
+        try {
+          shared = x25519(sshTweak(id.ssh), diffieHellman({ privateKey: id.privateKey, publicKey: publicKeyOf(share) }));
+        } catch {
+          throw new DecryptionError('it has an ssh-ed25519 stanza with an invalid share');
+        }
+        try {
+          return open(hkdf(shared, Buffer.concat([share, id.publicKey]), SSH_ED25519_INFO), Buffer.alloc(12), s.body);
+        } catch {
+          // a tag collision: not this identity
+        }
+      }
+      continue;
+    }
     if (s.type !== 'X25519') continue;
     const share = s.args.length === 1 ? unb64(s.args[0]) : undefined;
     if (!share || share.length !== 32 || s.body.length !== 32) throw new DecryptionError('it has a malformed X25519 stanza');
     for (const id of identities) {
+      if (id.ssh) continue;
       const shared = diffieHellman({ privateKey: id.privateKey, publicKey: publicKeyOf(share) });
       if (shared.equals(Buffer.alloc(32))) throw new DecryptionError('it has an X25519 stanza with a low-order share');
       const wrapKey = hkdf(shared, Buffer.concat([share, id.publicKey]), X25519_INFO);
