@@ -287,6 +287,20 @@ describe('age encryption end to end (encryptionRecipients / decryptionIdentity)'
     assert.strictEqual(flipped.result?.result, 'Failed', explain(flipped));
     assert.match(flipped.result!.message, /is corrupt or was changed: it cannot be decrypted: it was changed or truncated/);
     assert.strictEqual(standin.findRepo(src.project, 'api flipped'), undefined);
+    // The manifest's plaintextSha256 disagrees with what the archive decrypts to (its own .sha256 rewritten to match):
+    // refused after decryption, before the target is created.
+    const edited = tmpDir('edited');
+    fs.cpSync(folder, edited, { recursive: true });
+    const m = JSON.parse(folderFiles.get(manifestName)!.bytes.toString('utf8'));
+    const assetsEntry = m.repositories.find((e: { id: string }) => e.id === corpus.repos.assets.repo.id);
+    assetsEntry.plaintextSha256 = '0'.repeat(64);
+    const text = JSON.stringify(m, null, 2);
+    fs.writeFileSync(path.join(edited, manifestName), text);
+    if (fs.existsSync(path.join(edited, `${manifestName}.sha256`))) fs.writeFileSync(path.join(edited, `${manifestName}.sha256`), `${sha256(text)}  manifest.json\n`);
+    const mismatch = await task(RESTORE, { source: 'folder', folderPath: edited, repository: key(corpus.repos.assets), manifest: manifestName, targetProject: corpus.repos.assets.project, targetRepository: 'assets mismatch', decryptionIdentity: alice.file });
+    assert.strictEqual(mismatch.result?.result, 'Failed', explain(mismatch));
+    assert.match(mismatch.result!.message, /decrypts to an archive whose SHA-256 is [0-9a-f]{64} but manifest .* \(plaintextSha256\) says 0{64}\. Nothing was restored/);
+    assert.strictEqual(standin.findRepo(corpus.repos.assets.project, 'assets mismatch'), undefined);
     measured.push(`refusals: wrong identity "${wrong.result!.message.slice(0, 140)}…"; flipped byte "${flipped.result!.message.slice(0, 120)}…"`);
   });
 
