@@ -123,12 +123,15 @@ function unb64(s: string): Buffer | undefined {
   return b64(b) === s ? b : undefined;
 }
 
-function seal(key: Buffer, nonce: Buffer, plaintext: Buffer): Buffer {
+/** Ciphertext and tag, as two buffers (no copy to join them). */
+function sealParts(key: Buffer, nonce: Buffer, plaintext: Buffer): [Buffer, Buffer] {
   const c = createCipheriv('chacha20-poly1305', key, nonce, { authTagLength: TAG });
   const out = c.update(plaintext);
   c.final();
-  return Buffer.concat([out, c.getAuthTag()]);
+  return [out, c.getAuthTag()];
 }
+
+const seal = (key: Buffer, nonce: Buffer, plaintext: Buffer) => Buffer.concat(sealParts(key, nonce, plaintext));
 
 /** Throws when the tag does not match. */
 function open(key: Buffer, nonce: Buffer, sealed: Buffer): Buffer {
@@ -493,17 +496,28 @@ class Pending {
     this.length += b.length;
   }
 
+  /** The first `n` bytes (n ≤ length): a view when they lie in one buffer, else one copy of just those bytes. */
   take(n: number): Buffer {
-    const all = this.parts.length === 1 ? this.parts[0] : Buffer.concat(this.parts, this.length);
-    const out = all.subarray(0, n);
-    const rest = all.subarray(n);
-    this.parts = rest.length ? [rest] : [];
-    this.length = rest.length;
+    this.length -= n;
+    const first = this.parts[0];
+    if (first.length >= n) {
+      if (first.length === n) this.parts.shift(); else this.parts[0] = first.subarray(n);
+      return first.subarray(0, n);
+    }
+    const out = Buffer.allocUnsafe(n);
+    let filled = 0;
+    while (filled < n) {
+      const part = this.parts[0];
+      const use = Math.min(part.length, n - filled);
+      part.copy(out, filled, 0, use);
+      filled += use;
+      if (use === part.length) this.parts.shift(); else this.parts[0] = part.subarray(use);
+    }
     return out;
   }
 
   peekAll(): Buffer {
-    return this.take(this.length);
+    return this.length ? this.take(this.length) : Buffer.alloc(0);
   }
 }
 
@@ -530,8 +544,8 @@ export class AgeEncryptStream extends Transform {
     this.payloadKey = hkdf(fileKey, nonce, 'payload');
   }
 
-  private chunk(plain: Buffer, last: boolean): Buffer {
-    return seal(this.payloadKey, chunkNonce(this.counter++, last), plain);
+  private chunk(plain: Buffer, last: boolean): [Buffer, Buffer] {
+    return sealParts(this.payloadKey, chunkNonce(this.counter++, last), plain);
   }
 
   override _transform(data: Buffer, _enc: BufferEncoding, callback: TransformCallback): void {
@@ -541,17 +555,18 @@ export class AgeEncryptStream extends Transform {
     const out: Buffer[] = [];
     if (!this.headerOut) { out.push(this.head); this.headerOut = true; }
     // Keep the last full chunk back: only the end of the stream says whether it is the last one.
-    while (this.pending.length > CHUNK) out.push(this.chunk(this.pending.take(CHUNK), false));
-    if (out.length) this.push(out.length === 1 ? out[0] : Buffer.concat(out));
+    while (this.pending.length > CHUNK) out.push(...this.chunk(this.pending.take(CHUNK), false));
+    for (const b of out) this.push(b);
     callback();
   }
 
   override _flush(callback: TransformCallback): void {
     const out: Buffer[] = [];
     if (!this.headerOut) { out.push(this.head); this.headerOut = true; }
-    out.push(this.chunk(this.pending.peekAll(), true));
+    out.push(...this.chunk(this.pending.peekAll(), true));
     this.digest = this.hash.digest('hex');
-    callback(null, Buffer.concat(out));
+    for (const b of out) this.push(b);
+    callback();
   }
 
   get plaintextSha256(): string {
@@ -578,7 +593,7 @@ export class AgeDecryptStream extends Transform {
 
   private readHeader(): boolean {
     const buf = this.pending.length ? this.pending.peekAll() : Buffer.alloc(0);
-    this.pending.add(buf);
+    if (buf.length) this.pending.add(buf);
     const header = parseHeader(buf.subarray(0, MAX_HEADER));
     if (!header) {
       if (buf.length >= MAX_HEADER) throw new DecryptionError(`it is not an age-encrypted file (no header end in the first ${MAX_HEADER} bytes)`);
