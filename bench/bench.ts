@@ -14,6 +14,8 @@ import { BenchRepo, buildCorpus, corpusSpec } from './corpus';
 import { MonitorResult, watch } from './monitor';
 import { profileRun, stageBreakdown, StageRow } from './profile';
 import { runScale, ScaleResults } from './scale';
+import { streamBench, StreamBenchRow, streamBenchMarkdown } from './encryption';
+import { generateIdentity } from '../tasks/common/src/encryption';
 
 const ROOT = path.resolve(__dirname, '../..');
 // --entry <file>: development aid, run another entry (e.g. a wrapper that samples memory) as the task.
@@ -24,10 +26,13 @@ const CONCURRENCY = 4; // the task's default
 const CONTAINER = 'bench';
 const MB = 1 << 20;
 
-type Variant = 'seed' | 'floor' | 'repobackup' | 'folder';
+type Variant = 'seed' | 'floor' | 'repobackup' | 'encrypted' | 'folder';
 const LABEL: Record<Variant, string> = {
-  seed: 'seed way', floor: 'floor', repobackup: 'RepoBackup@1', folder: 'RepoBackup@1 → folder on tmpfs (diagnostic)',
+  seed: 'seed way', floor: 'floor', repobackup: 'RepoBackup@1', encrypted: 'RepoBackup@1 + encryptionRecipients (age)',
+  folder: 'RepoBackup@1 → folder on tmpfs (diagnostic)',
 };
+/** The recipient of the encrypted variant (its identity is thrown away: the bench never decrypts). */
+const BENCH_RECIPIENT = generateIdentity().recipient;
 
 interface Measure extends MonitorResult {
   /** CPU seconds of the stand-in (this process and its git http-backend children) and of Azurite meanwhile. */
@@ -192,13 +197,13 @@ async function runFolder(env: Env, round: number): Promise<Measure> {
   }
 }
 
-async function runRepoBackup(env: Env, round: number): Promise<Measure> {
-  const name = `bench-rb-${round}`;
+async function runRepoBackup(env: Env, round: number, encrypted = false): Promise<Measure> {
+  const name = `bench-${encrypted ? 'enc' : 'rb'}-${round}`;
   // --inputs k=v,k=v: development aid, extra task inputs for the RepoBackup variant (e.g. concurrency=2).
   const extra = Object.fromEntries((argValue('--inputs') ?? '').split(',').filter(Boolean).map((kv) => kv.split('=') as [string, string]));
-  const { wallMs, mon } = await runBackupTask(env, name, extra, {}, true);
+  const { wallMs, mon } = await runBackupTask(env, name, encrypted ? { ...extra, encryptionRecipients: BENCH_RECIPIENT } : extra, {}, !encrypted);
   const up = await blobTotals(env, `${env.standin.org}/`);
-  return { variant: 'repobackup', round, wallMs, ...mon, uploaded: up.bytes, blobs: up.blobs, serverCpu: 0, azuriteCpu: 0, loadBefore: 0 };
+  return { variant: encrypted ? 'encrypted' : 'repobackup', round, wallMs, ...mon, uploaded: up.bytes, blobs: up.blobs, serverCpu: 0, azuriteCpu: 0, loadBefore: 0 };
 }
 
 /** utime+stime+cutime+cstime of a process, seconds. */
@@ -328,6 +333,7 @@ interface Results {
   cold: ColdStart;
   totalMs: number;
   stages?: { rows: StageRow[]; noGitMs: number; runMs: number };
+  streams?: StreamBenchRow[];
 }
 
 function report(r: Results): string {
@@ -346,7 +352,7 @@ function report(r: Results): string {
   const count = (k: string) => r.corpus.filter((c) => c.kind === k).length;
   const yes = (ok: boolean) => (ok ? '**met**' : '**MISSED**');
   const cpu = (x: number) => `${x.toFixed(1)} s`;
-  const variants: Variant[] = ['seed', 'floor', 'repobackup', 'folder'];
+  const variants: Variant[] = ['seed', 'floor', 'repobackup', 'encrypted', 'folder'].filter((v) => by(v as Variant).length > 0) as Variant[];
   const folderRatio = by('folder').length ? wall('folder') / wall('floor') : undefined;
   const other = (m: Measure) => Math.max(0, m.machineCpuSeconds - m.cpuSeconds - m.serverCpu - m.azuriteCpu);
 
@@ -367,13 +373,18 @@ function report(r: Results): string {
   L.push('|---|---|---|---|---|---|---|---|');
   for (const v of variants) {
     L.push(`| ${LABEL[v]} | **${secs(wall(v))}** | ${by(v).map((m) => secs(m.wallMs)).join(', ')} | ${cpu(med(v, (m) => m.cpuSeconds))} | ` +
-      `${v === 'repobackup' || v === 'folder' ? `**${mb(med(v, (m) => m.rootPeakRss))}**` : `(bash ${mb(med(v, (m) => m.rootPeakRss))})`} | ` +
+      `${v === 'repobackup' || v === 'encrypted' || v === 'folder' ? `**${mb(med(v, (m) => m.rootPeakRss))}**` : `(bash ${mb(med(v, (m) => m.rootPeakRss))})`} | ` +
       `${mb(med(v, (m) => m.childrenPeakRss))} / ${mb(med(v, (m) => m.childMaxRss))} | ${mb(med(v, (m) => m.diskPeak))} | ` +
       `${v === 'floor' ? '—' : `${mb(med(v, (m) => m.uploaded))} (${by(v)[0].blobs} ${v === 'folder' ? 'files' : 'blobs'})`} |`);
   }
   L.push('');
   L.push(`**seed / RepoBackup = ${seedRatio.toFixed(2)}×** (RepoBackup is ${seedRatio.toFixed(1)} times faster than the seed's way) · **RepoBackup / floor = ${floorRatio.toFixed(2)}×**` +
     (folderRatio ? ` · diagnostic, the same task writing to tmpfs instead of Azurite: ${(wall('folder') / wall('floor')).toFixed(2)}× the floor, ${(wall('seed') / wall('folder')).toFixed(2)}× faster than the seed` : ''), '');
+  if (by('encrypted').length) {
+    L.push(`**Encrypted / unencrypted = ${(wall('encrypted') / wall('repobackup')).toFixed(3)}×** (the same inputs plus \`encryptionRecipients\`, one age recipient, in the same rounds): ` +
+      `${((wall('encrypted') / wall('repobackup') - 1) * 100).toFixed(1)}% wall time, CPU ${cpu(med('encrypted', (m) => m.cpuSeconds))} vs ${cpu(med('repobackup', (m) => m.cpuSeconds))}, task RSS ${mb(med('encrypted', (m) => m.rootPeakRss))} vs ${mb(med('repobackup', (m) => m.rootPeakRss))}.`, '');
+  }
+  if (r.streams) L.push('### Encrypting one archive stream', '', ...streamBenchMarkdown(r.streams), '');
 
   L.push('### Where the machine\'s CPU went (medians, seconds)', '');
   L.push('| variant | wall | its tree: orchestrator (task node / bash) | its tree: children (git, git-lfs, zip, uploader) | stand-in server (REST, http-backend, upload-pack) | Azurite | others | machine total |');
@@ -486,7 +497,7 @@ async function main() {
     if (!only) log(`cold start: ${cold.runs.join(', ')} ms`);
 
     const measures: Measure[] = [];
-    const order: Variant[] = only ?? ['seed', 'floor', 'repobackup', 'folder'];
+    const order: Variant[] = only ?? ['seed', 'floor', 'repobackup', 'encrypted', 'folder'];
     for (let round = 1; round <= ROUNDS; round++) {
       // Rotate so that no variant always runs right after the same other one.
       const rotated = order.map((_, i) => order[(i + round - 1) % order.length]);
@@ -495,7 +506,7 @@ async function main() {
         const s0 = selfTreeCpu();
         const a0 = azuriteCpu();
         const m = v === 'seed' ? await runSeed(env, round) : v === 'floor' ? await runFloor(env, round)
-          : v === 'folder' ? await runFolder(env, round) : await runRepoBackup(env, round);
+          : v === 'folder' ? await runFolder(env, round) : await runRepoBackup(env, round, v === 'encrypted');
         // This process's tree includes the variant (its child) once reaped: take the variant's own CPU out.
         m.serverCpu = Math.max(0, selfTreeCpu() - s0 - m.cpuSeconds);
         m.azuriteCpu = azuriteCpu() - a0;
@@ -504,7 +515,17 @@ async function main() {
         log(`round ${round} ${LABEL[v]}: ${secs(m.wallMs)}, CPU ${m.cpuSeconds.toFixed(1)} s (task/script ${m.rootCpuSeconds.toFixed(1)} s; machine ${m.machineCpuSeconds.toFixed(1)} s, stand-in ${m.serverCpu.toFixed(1)} s, Azurite ${m.azuriteCpu.toFixed(1)} s), task RSS ${mb(m.rootPeakRss)}, children ${mb(m.childrenPeakRss)}, disk ${mb(m.diskPeak)}, uploaded ${mb(m.uploaded)}`);
       }
     }
-    if (only) return;
+    if (only) {
+      // --only repobackup,encrypted: the encryption cost alone, same rounds.
+      const w = (v: Variant) => median(measures.filter((m) => m.variant === v).map((m) => m.wallMs));
+      const c = (v: Variant) => median(measures.filter((m) => m.variant === v).map((m) => m.cpuSeconds));
+      if (only.includes('encrypted') && only.includes('repobackup')) {
+        log(`encrypted / unencrypted wall (medians of ${ROUNDS}): ${secs(w('encrypted'))} / ${secs(w('repobackup'))} = ${(w('encrypted') / w('repobackup')).toFixed(3)}×; CPU ${c('encrypted').toFixed(1)} s / ${c('repobackup').toFixed(1)} s`);
+      }
+      return;
+    }
+    const streams = await streamBench();
+    log(`encryption stream bench: ${streams.map((x) => `${x.label} ${x.mbPerS.toFixed(0)} MB/s`).join(' | ')}`);
     const sizes = await rssBySize(env);
     log(`RSS by size: ${sizes.map((s) => `${s.repo} ${mb(s.taskRss)}`).join(', ')}`);
     const shard = await shardedRun(env);
@@ -517,7 +538,7 @@ async function main() {
     const rbs = measures.filter((m) => m.variant === 'repobackup').sort((a, b) => a.wallMs - b.wallMs);
     const mid = rbs[(rbs.length - 1) >> 1];
     const stages = mid?.timeline ? { ...stageBreakdown(mid.timeline, mid.wallMs, 50), runMs: mid.wallMs } : undefined;
-    const text = report({ quick: QUICK, corpus, corpusBuildMs, measures, sizes, shard, scale, cold, totalMs: Date.now() - t0, stages });
+    const text = report({ quick: QUICK, corpus, corpusBuildMs, measures, sizes, shard, scale, cold, totalMs: Date.now() - t0, stages, streams });
     // The quick variant is for development: its results go to build/, only the full bench writes bench/results.md.
     const file = QUICK ? path.join(ROOT, 'build/bench/results-quick.md') : path.join(ROOT, 'bench/results.md');
     fs.writeFileSync(file, text);

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Makes sure the command-line tools the tasks and tests use are on this machine: git (>= 2.31) and git-lfs,
+# Makes sure the command-line tools the tasks and tests use are on this machine: git (>= 2.31), git-lfs and age
+# (the reference CLI the encryption tests decrypt with; the tasks themselves do not need it),
 # plus any extra Debian packages named as arguments (e.g. `zip` for the benchmark). Installs missing ones with
 # apt-get when it can (root or sudo); otherwise says exactly what to install.
 set -euo pipefail
@@ -7,11 +8,12 @@ set -euo pipefail
 need=()
 command -v git >/dev/null 2>&1 || need+=(git)
 git lfs version >/dev/null 2>&1 || need+=(git-lfs)
+{ command -v age >/dev/null 2>&1 && command -v age-keygen >/dev/null 2>&1; } || need+=(age)
 for tool in "$@"; do command -v "$tool" >/dev/null 2>&1 || need+=("$tool"); done
 [ ${#need[@]} -eq 0 ] && exit 0
 
 if ! command -v apt-get >/dev/null 2>&1; then
-  echo "Missing: ${need[*]}. Install them with your package manager (git >= 2.31 and git-lfs are needed)." >&2
+  echo "Missing: ${need[*]}. Install them with your package manager (git >= 2.31, git-lfs and age are needed)." >&2
   exit 1
 fi
 sudo=()

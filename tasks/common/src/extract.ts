@@ -84,8 +84,15 @@ export async function extractArchiveFile(file: string, format: ArchiveFormat, di
   return extractTarGz(createReadStream(file), dir);
 }
 
+/** The archive format a name says: `.zip`, `.tar.gz` / `.tgz`, each also with `.age` after it (age-encrypted). */
 export function formatOfName(name: string): ArchiveFormat | undefined {
-  if (/\.zip$/i.test(name)) return 'zip';
-  if (/\.(tar\.gz|tgz)$/i.test(name)) return 'tar.gz';
+  const plain = name.replace(/\.age$/i, '');
+  if (/\.zip$/i.test(plain)) return 'zip';
+  if (/\.(tar\.gz|tgz)$/i.test(plain)) return 'tar.gz';
   return undefined;
+}
+
+/** An age-encrypted archive (`repo.zip.age`, `repo.tar.gz.age`), as RepoBackup stores them with encryptionRecipients. */
+export function isEncryptedName(name: string): boolean {
+  return /\.(zip|tar\.gz|tgz)\.age$/i.test(name);
 }

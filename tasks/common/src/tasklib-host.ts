@@ -63,7 +63,9 @@ export class TaskLibHost implements TaskHost {
   }
 
   setSecret(value: string): void {
-    if (value) tl.setSecret(value);
+    // The agent masks single lines only (task-lib refuses a value with line breaks): a multi-line secret (a key
+    // file) is registered line by line.
+    for (const line of value.split(/\r?\n/)) if (line.trim()) tl.setSecret(line.trim());
   }
 
   info(message: string): void {

@@ -11,6 +11,7 @@ import { pipeline } from 'stream/promises';
 import { createArchiveStream, HashingStream } from '../../../common/src/archive';
 import { redact } from '../../../common/src/credentials';
 import { AlreadyExistsError, Destination } from '../../../common/src/destinations';
+import { AGE_EXTENSION, AgeEncryptStream } from '../../../common/src/encryption';
 import { DevOpsClient, UnusableRepoEntry } from '../../../common/src/devops';
 import { errorMessage, RunError } from '../../../common/src/errors';
 import { classifyGitError, Git, GitError } from '../../../common/src/git';
@@ -68,6 +69,11 @@ export async function runBackup(settings: BackupSettings, deps: BackupDeps): Pro
     shard: settings.shard, organization: settings.organization.name, runId: settings.run.id,
     attempt: settings.run.attempt, startedAt: settings.run.startedAt,
   });
+  if (settings.encryption) {
+    // Encrypted archives are stored as <repo>.zip.age / <repo>.tar.gz.age: the name says what `age -d` gives back.
+    for (const p of plan.selected) p.archive += AGE_EXTENSION;
+    log.info(`Archives are encrypted with age to ${settings.encryption.recipients.length} recipient(s) (${settings.encryption.recipients.map((r) => r.text).join(', ')}) on their way to the destination; only the holder of a matching identity can read them.`);
+  }
   const coverage = await checkCoverage(settings, deps);
   for (const gap of coverage.gaps) log.error(gap);
   log.info(`${plan.listed} repositories listed; ${plan.selected.length} to back up, ${plan.skipped.length} skipped` +
@@ -140,12 +146,12 @@ export async function runBackup(settings: BackupSettings, deps: BackupDeps): Pro
   return { plan, report, manifest: manifestName.name };
 }
 
-/** `name` with `~n` before its extension: `p/api.zip` → `p/api~2.zip`, `p/api.tar.gz` → `p/api~2.tar.gz`. */
+/** `name` with `~n` before its extension: `p/api.zip` → `p/api~2.zip`, `p/api.tar.gz` → `p/api~2.tar.gz`, `p/api.zip.age` → `p/api~2.zip.age`. */
 export function variantName(name: string, n: number): string {
   if (n <= 1) return name;
   const slash = name.lastIndexOf('/');
   const base = name.slice(slash + 1);
-  const ext = /(\.tar\.gz|\.[^.]+)$/.exec(base)?.[0] ?? '';
+  const ext = /(\.tar\.gz|\.[^.]+)(\.age)?$/.exec(base)?.[0] ?? '';
   return `${name.slice(0, slash + 1)}${base.slice(0, base.length - ext.length)}~${n}${ext}`;
 }
 
@@ -314,6 +320,7 @@ class RepoWorker {
           classifyStoreError, log, policy, signal));
       const result: RepoResult = {
         repo, status: 'ok', archive: stored.name, sha256: stored.value.sha256, size: stored.value.bytes, refs: refs.length, head,
+        plaintextSha256: stored.value.plaintextSha256, plaintextSize: stored.value.plaintextBytes,
         lfsObjects: files.lfsObjects, lfsBytes: files.lfsBytes, mirrorBytes: files.bytes, durationMs: Date.now() - started,
       };
       if (missing.length > 0) {
@@ -350,11 +357,13 @@ class RepoWorker {
     const { repo } = planned;
     const archive = createArchiveStream(dir, this.settings.archiveFormat);
     const hashing = new HashingStream();
-    const piping = pipeline(archive, hashing);
+    // Encrypted on the way: the plaintext archive exists only as the stream's chunks in memory.
+    const encrypting = this.settings.encryption ? new AgeEncryptStream(this.settings.encryption.recipients) : undefined;
+    const piping = encrypting ? pipeline(archive, encrypting, hashing) : pipeline(archive, hashing);
     const putting = this.destination.put(name, hashing, {
       signal: this.deps.signal,
       sizeHint: facts.bytes,
-      contentType: this.settings.archiveFormat === 'zip' ? 'application/zip' : 'application/gzip',
+      contentType: encrypting ? 'application/octet-stream' : this.settings.archiveFormat === 'zip' ? 'application/zip' : 'application/gzip',
       metadata: () => ({
         sha256: hashing.sha256,
         organization: encodeURIComponent(this.settings.organization.name),
@@ -367,12 +376,16 @@ class RepoWorker {
         format: this.settings.archiveFormat,
         runid: `${this.settings.run.id}.${this.settings.run.attempt}`,
         createdby: `RepoBackup/${this.settings.run.taskVersion}`,
+        ...(encrypting ? { encryption: 'age', plaintextsha256: encrypting.plaintextSha256 } : {}),
       }),
     });
     const [piped, put] = await Promise.allSettled([piping, putting]);
     if (put.status === 'rejected') throw put.reason;
     if (piped.status === 'rejected') throw piped.reason;
-    return { sha256: hashing.sha256, bytes: hashing.bytes };
+    return {
+      sha256: hashing.sha256, bytes: hashing.bytes,
+      plaintextSha256: encrypting?.plaintextSha256, plaintextBytes: encrypting?.plaintextBytes,
+    };
   }
 }
 

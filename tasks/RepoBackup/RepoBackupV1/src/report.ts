@@ -11,8 +11,11 @@ export interface RepoResult {
   status: RepoStatus;
   archive?: string;
   sha256?: string;
-  /** Archive bytes. */
+  /** Archive bytes (as stored: encrypted when encryption is on). */
   size?: number;
+  /** SHA-256 and size of the archive before encryption (encrypted runs only). */
+  plaintextSha256?: string;
+  plaintextSize?: number;
   refs?: number;
   head?: string;
   lfsObjects?: number;
@@ -70,6 +73,7 @@ export function buildManifest(settings: BackupSettings, plan: Plan, report: RunR
       verify: settings.verify,
       filter: settings.filter.describe(),
       destination,
+      encryption: settings.encryption ? { format: settings.encryption.format, recipients: settings.encryption.recipients.map((r) => r.text) } : null,
     },
     totals: { listed: plan.listed, ...counts(report.results), otherShards: plan.otherShards },
     warnings: report.warnings,
@@ -84,6 +88,10 @@ export function buildManifest(settings: BackupSettings, plan: Plan, report: RunR
       archive: r.archive ?? null,
       sha256: r.sha256 ?? null,
       size: r.size ?? null,
+      // sha256/size describe the stored (encrypted) bytes; the plaintext archive's hash is checked after decryption.
+      encryption: r.archive && settings.encryption ? { format: settings.encryption.format, recipients: settings.encryption.recipients.map((x) => x.text) } : undefined,
+      plaintextSha256: r.plaintextSha256,
+      plaintextSize: r.plaintextSize,
       refs: r.refs ?? null,
       defaultBranch: r.repo.defaultBranch ?? null,
       head: r.head ?? null,

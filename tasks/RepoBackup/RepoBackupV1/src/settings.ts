@@ -1,6 +1,7 @@
 /** RepoBackup@1's inputs → one typed, validated settings object. Every validation message lives here. */
 import { ArchiveFormat } from '../../../common/src/archive';
 import { DevOpsCredentials } from '../../../common/src/credentials';
+import { AgeRecipient, KeyFormatError, parseRecipients } from '../../../common/src/encryption';
 import { InputError } from '../../../common/src/errors';
 import { TaskHost } from '../../../common/src/host';
 import {
@@ -50,6 +51,8 @@ export interface BackupSettings {
   run: RunInfo;
   /** Attempts and backoff for transient faults (pipeline variables RepoBackup.RetryAttempts / RetryDelayMs). */
   retry: RetryPolicy;
+  /** Archives are encrypted to these age recipients (input encryptionRecipients); absent = stored as they are. */
+  encryption?: { format: 'age'; recipients: AgeRecipient[] };
 }
 
 export const MAX_CONCURRENCY = 64;
@@ -66,13 +69,27 @@ export async function readBackupSettings(host: TaskHost, taskVersion: string, no
   const includeWikis = readBoolean(host, 'includeWikis', true);
   const verify = readBoolean(host, 'verify', true);
   const dryRun = readBoolean(host, 'dryRun', false);
+  const encryption = readEncryption(host);
   return {
     organization, credentials, destination, filter, includeLfs, includeWikis, archiveFormat, concurrency,
     onRepoFailure, verify, dryRun,
     shard: readShard(host),
     run: readRun(host, taskVersion, now),
     retry: readRetryPolicy(host),
+    encryption,
   };
+}
+
+/** `encryptionRecipients`: age public keys, one per line; empty = no encryption. Only public keys: nothing here is secret. */
+export function readEncryption(host: Pick<TaskHost, 'input'>): BackupSettings['encryption'] {
+  let recipients: AgeRecipient[];
+  try {
+    recipients = parseRecipients(host.input('encryptionRecipients'));
+  } catch (err) {
+    if (err instanceof KeyFormatError) throw new InputError('encryptionRecipients', err.message.replace(/^Input 'encryptionRecipients'(, |: )?/, ''));
+    throw err;
+  }
+  return recipients.length ? { format: 'age', recipients } : undefined;
 }
 
 async function readDestination(host: TaskHost, now: Date): Promise<DestinationSettings> {

@@ -6,6 +6,8 @@ import { createWriteStream } from 'fs';
 import * as path from 'path';
 import { pipeline } from 'stream/promises';
 import { HashingStream } from '../../../common/src/archive';
+import { AgeDecryptStream, AgeIdentity, DecryptionError } from '../../../common/src/encryption';
+import { isEncryptedName } from '../../../common/src/extract';
 import { errorMessage, RunError } from '../../../common/src/errors';
 import { formatBytes } from '../../../common/src/format';
 import { Logger } from '../../../common/src/host';
@@ -75,6 +77,8 @@ export interface FetchOptions {
   consequence?: string;
   /** Progress range [from, to] for the download. */
   progressRange?: [number, number];
+  /** age identities (input decryptionIdentity): an encrypted archive is decrypted while it downloads. */
+  identities?: AgeIdentity[];
 }
 
 export interface Fetched {
@@ -83,6 +87,8 @@ export interface Fetched {
   metadata: Record<string, string>;
   /** Where the matched SHA-256 values came from. */
   checksums: string[];
+  /** Encrypted archives: the SHA-256 of the decrypted archive (what `file` holds). */
+  plaintextSha256?: string;
 }
 
 export async function fetchArchive(located: Located, file: string, options: FetchOptions, deps: FetchDeps, warn: (m: string) => void): Promise<Fetched> {
@@ -106,6 +112,11 @@ export async function fetchArchive(located: Located, file: string, options: Fetc
     }
     warn(`No SHA-256 is stored for '${located.archive}' (e.g. an archive made by hand or by the PowerShell backup script); restoring it unverified because allowMissingChecksum is true. Checked instead: git fsck --connectivity-only (every ref's history is complete) and the SHA-256 of every LFS object against its name.`);
   }
+  const encrypted = isEncryptedName(located.archive) || obj.metadata.encryption === 'age' || !!located.entry?.encryption;
+  if (encrypted && !options.identities?.length) {
+    obj.stream.destroy();
+    throw new RunError(`Input 'decryptionIdentity': is empty, but '${located.archive}' is encrypted with age${located.entry?.encryption?.recipients?.length ? ` to ${located.entry.encryption.recipients.join(', ')}` : ''}. Give the identity (AGE-SECRET-KEY-1…) of one of its recipients from a secret variable or Key Vault, e.g. decryptionIdentity: $(BackupAgeIdentity).${options.consequence ? ` ${options.consequence}` : ''}`);
+  }
   const size = obj.size ?? located.size;
   if (size !== undefined) {
     // The archive, then the extracted repository (about as large: packs are stored, not recompressed).
@@ -124,10 +135,18 @@ export async function fetchArchive(located: Located, file: string, options: Fetc
     const pct = size ? hashing.bytes / size : 0;
     deps.progress(from + (to - from) * pct, `downloaded ${formatBytes(hashing.bytes)}${size ? ` of ${formatBytes(size)}` : ''}`);
   }, 3000);
+  // Encrypted: decrypted while downloading; the plaintext is only written to this run's temp file.
+  const decrypting = encrypted ? new AgeDecryptStream(options.identities!) : undefined;
   try {
-    await pipeline(obj.stream, hashing, createWriteStream(file, { flags: 'wx' }), { signal });
+    if (decrypting) await pipeline(obj.stream, hashing, decrypting, createWriteStream(file, { flags: 'wx' }), { signal });
+    else await pipeline(obj.stream, hashing, createWriteStream(file, { flags: 'wx' }), { signal });
   } catch (err) {
     if (signal?.aborted) throw signal.reason;
+    if (err instanceof DecryptionError) {
+      const then = options.consequence ? ` ${options.consequence}` : '';
+      if (err.reason === 'identity') throw new RunError(`Input 'decryptionIdentity': cannot decrypt '${located.archive}': ${err.message}${located.entry?.encryption?.recipients?.length ? ` (recipients: ${located.entry.encryption.recipients.join(', ')})` : ''}.${then}`);
+      throw new CorruptArchiveError(`The archive '${located.archive}' is corrupt or was changed: it cannot be decrypted: ${err.message}.${then}`);
+    }
     throw new RunError(`Downloading '${located.archive}' failed after ${formatBytes(hashing.bytes)}: ${errorMessage(err)}`);
   } finally {
     clearInterval(timer);
@@ -143,6 +162,22 @@ export async function fetchArchive(located: Located, file: string, options: Fetc
   }
   if (located.size !== undefined && located.size !== hashing.bytes) {
     throw new CorruptArchiveError(`The archive '${located.archive}' has ${hashing.bytes} bytes but manifest '${located.manifest}' says ${located.size}.${options.consequence ? ` ${options.consequence}` : ''}`);
+  }
+  if (decrypting) {
+    // The stored bytes matched; now the archive they decrypt to must be the one the backup encrypted.
+    const plain = decrypting.plaintextSha256;
+    const wanted = [
+      { sha256: located.entry?.plaintextSha256?.toLowerCase(), from: `manifest '${located.manifest}' (plaintextSha256)` },
+      { sha256: obj.metadata.plaintextsha256?.toLowerCase(), from: 'the blob metadata (plaintextsha256)' },
+    ].filter((e): e is { sha256: string; from: string } => !!e.sha256);
+    for (const e of wanted) {
+      if (e.sha256 !== plain) {
+        throw new CorruptArchiveError(`The archive '${located.archive}' decrypts to an archive whose SHA-256 is ${plain} but ${e.from} says ${e.sha256}.${options.consequence ? ` ${options.consequence}` : ''}`);
+      }
+      checksums.push(`${e.from}, after decryption`);
+    }
+    log.info(`Decrypted with age: ${formatBytes(decrypting.plaintextBytes)} archive, SHA-256 ${plain}`);
+    return { sha256, bytes: hashing.bytes, metadata: obj.metadata, checksums, plaintextSha256: plain };
   }
   return { sha256, bytes: hashing.bytes, metadata: obj.metadata, checksums };
 }

@@ -26,6 +26,9 @@ export interface ManifestEntry {
   defaultBranch?: string | null;
   missingLfsObjects?: string[];
   error?: string | null;
+  /** Encrypted backups (encryptionRecipients): the age recipients and the SHA-256 of the archive before encryption. */
+  encryption?: { format: string; recipients: string[] } | null;
+  plaintextSha256?: string | null;
 }
 
 export interface Located {

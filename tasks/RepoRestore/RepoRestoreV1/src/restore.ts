@@ -87,6 +87,7 @@ export async function runRestore(settings: RestoreSettings, deps: RestoreDeps, r
     const archiveFile = path.join(work, `archive.${located.format}`);
     const downloaded = await fetchArchive(located, archiveFile, {
       allowMissingChecksum: settings.allowMissingChecksum, tempDir: settings.tempDir, byPath: settings.selection.kind === 'archive',
+      identities: settings.identities,
       consequence: `Nothing was restored and the target repository was not ${report.target.state === 'missing' ? 'created' : 'changed'}. Restore from another backup (e.g. name an older manifest).`,
     }, deps, warn);
     report.bytes = downloaded.bytes;

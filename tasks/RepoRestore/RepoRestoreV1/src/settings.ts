@@ -2,7 +2,8 @@
 import { ArchiveFormat } from '../../../common/src/archive';
 import { DevOpsCredentials } from '../../../common/src/credentials';
 import { InputError } from '../../../common/src/errors';
-import { formatOfName } from '../../../common/src/extract';
+import { AgeIdentity, KeyFormatError, parseIdentities } from '../../../common/src/encryption';
+import { formatOfName, isEncryptedName } from '../../../common/src/extract';
 import { TaskHost } from '../../../common/src/host';
 import { promises as fsp } from 'fs';
 import * as path from 'path';
@@ -17,7 +18,7 @@ export type SourceSettings =
 
 export type Selection =
   /** An archive named by its path relative to the container / folder root. */
-  | { kind: 'archive'; path: string; format: ArchiveFormat }
+  | { kind: 'archive'; path: string; format: ArchiveFormat; encrypted?: boolean }
   /** A repository looked up in a manifest (the newest one below the root when `manifest` is absent). */
   | { kind: 'manifest'; manifest?: string; project: string; repository: string };
 
@@ -38,6 +39,8 @@ export interface VerifySettings {
   concurrency: number;
   tempDir: string;
   taskVersion: string;
+  /** age identities for encrypted archives (input decryptionIdentity); absent when the input is empty. */
+  identities?: AgeIdentity[];
 }
 
 export function readMode(host: TaskHost): Mode {
@@ -69,7 +72,8 @@ export async function readVerifySettings(host: TaskHost, taskVersion: string, no
   const reportPath = path.resolve(host.input('reportPath') ?? path.join(tempDir, 'repobackup-verify.json'));
   const stat = await fsp.stat(reportPath).catch(() => undefined);
   if (stat?.isDirectory()) throw new InputError('reportPath', `'${reportPath}' is a folder. Give a file path, e.g. $(Agent.TempDirectory)/repobackup-verify.json.`);
-  return { mode: 'verify', organization, credentials, source, manifest, filter, reportPath, concurrency, tempDir, taskVersion };
+  const identities = readDecryptionIdentity(host);
+  return { mode: 'verify', organization, credentials, source, manifest, filter, reportPath, concurrency, tempDir, taskVersion, identities };
 }
 
 export interface RestoreSettings {
@@ -85,6 +89,8 @@ export interface RestoreSettings {
   allowMissingChecksum: boolean;
   tempDir: string;
   taskVersion: string;
+  /** age identities for an encrypted archive (input decryptionIdentity); absent when the input is empty. */
+  identities?: AgeIdentity[];
 }
 
 export async function readRestoreSettings(host: TaskHost, taskVersion: string, now = new Date()): Promise<RestoreSettings> {
@@ -95,7 +101,28 @@ export async function readRestoreSettings(host: TaskHost, taskVersion: string, n
   const target = readTarget(host);
   const allowNonEmpty = readBoolean(host, 'allowNonEmpty', false);
   const allowMissingChecksum = readBoolean(host, 'allowMissingChecksum', false);
-  return { mode: 'restore', organization, credentials, source, selection, target, allowNonEmpty, allowMissingChecksum, tempDir: readTempDir(host), taskVersion };
+  const identities = readDecryptionIdentity(host);
+  if (!identities && selection.kind === 'archive' && selection.encrypted) {
+    throw new InputError('decryptionIdentity', `is empty, but '${selection.path}' is encrypted (age). Give the identity (AGE-SECRET-KEY-1…) whose public key the backup was encrypted to, from a secret variable: decryptionIdentity: $(BackupAgeIdentity).`);
+  }
+  return { mode: 'restore', organization, credentials, source, selection, target, allowNonEmpty, allowMissingChecksum, tempDir: readTempDir(host), taskVersion, identities };
+}
+
+/**
+ * `decryptionIdentity`: age secret keys, read without echo and masked (every key line) before anything can print
+ * them. Empty = undefined (an encrypted archive then fails before download, naming this input).
+ */
+export function readDecryptionIdentity(host: Pick<TaskHost, 'secretInput' | 'setSecret'>): AgeIdentity[] | undefined {
+  const raw = host.secretInput('decryptionIdentity');
+  if (!raw || !raw.trim()) return undefined;
+  // secretInput registered the value (line by line) with the masker already; every key line is registered as is.
+  for (const line of raw.split(/\r?\n/)) if (/^AGE-SECRET-KEY-/i.test(line.trim())) host.setSecret(line.trim());
+  try {
+    return parseIdentities(raw);
+  } catch (err) {
+    if (err instanceof KeyFormatError) throw new InputError('decryptionIdentity', err.message.replace(/^Input 'decryptionIdentity'(, |: )?/, ''));
+    throw err;
+  }
 }
 
 /** The shared reader, with the PAT scope this mode needs in its message. */
@@ -131,8 +158,8 @@ function readSelection(host: TaskHost): Selection {
     }
     const p = relativePath('archive', archive);
     const format = formatOfName(p);
-    if (!format) throw new InputError('archive', `'${p}' is not a .zip or .tar.gz archive. Give the path of an archive RepoBackup wrote, e.g. archives/contoso/2026-12-02/1234.1/Team Alpha/api.zip.`);
-    return { kind: 'archive', path: p, format };
+    if (!format) throw new InputError('archive', `'${p}' is not a .zip or .tar.gz archive (or .zip.age / .tar.gz.age). Give the path of an archive RepoBackup wrote, e.g. archives/contoso/2026-12-02/1234.1/Team Alpha/api.zip.`);
+    return { kind: 'archive', path: p, format, encrypted: isEncryptedName(p) };
   }
   if (!repository) {
     throw new InputError('repository', 'is empty and no archive is named. Give the repository to restore as <project>/<repository> (it is looked up in the manifest, the newest one when manifest is empty), or give archive: <path of the archive>.');

@@ -155,7 +155,7 @@ export async function verifyOne(entry: ManifestEntry, manifest: string, settings
       size: typeof entry.size === 'number' ? entry.size : undefined,
     };
     const file = path.join(work, `archive.${format}`);
-    const fetched = await fetchArchive(located, file, { allowMissingChecksum: false, tempDir: settings.tempDir, byPath: false },
+    const fetched = await fetchArchive(located, file, { allowMissingChecksum: false, tempDir: settings.tempDir, byPath: false, identities: settings.identities },
       { ...deps, log: quiet, progress: () => undefined }, (m) => notes.push(m));
     result.sha256 = fetched.sha256;
     const unpacked = await unpackArchive(file, format, path.join(work, 'repo'), deps.git, entry.archive);
