@@ -42,16 +42,7 @@ export async function run(host: TaskHost, signal?: AbortSignal): Promise<TaskOut
   report.requested = what;
   try {
     await settings.credentials.prepare();
-    await runRestore(settings, {
-      log: host,
-      progress: (p, t) => host.setProgress(p, t),
-      devops: new DevOpsClient(settings.organization.url, settings.credentials, host, undefined, undefined, signal, 'restore'),
-      git: new Git(host),
-      source,
-      gitEnv: (remoteUrl) => settings.credentials.gitEnv(remoteUrl),
-      signal,
-      blob: settings.source.kind === 'azureBlob' ? blobLocation((settings.source.entra?.containerUrl ?? settings.source.sas!.containerUrl).toString()) : undefined,
-    }, report);
+    await runRestore(settings, stageDeps(host, settings, source, 'restore', signal), report);
   } catch (err) {
     report.error = signal?.aborted ? 'Canceled: the restore was stopped before it finished.' : redact(errorMessage(err));
     if (!(err instanceof InputError) && !(err instanceof RunError)) host.debug(redact(String((err as Error)?.stack ?? err)));
@@ -80,6 +71,20 @@ export async function run(host: TaskHost, signal?: AbortSignal): Promise<TaskOut
   return outcome;
 }
 
+/** What both modes' stages are wired with: the agent, the REST client, git, the source and the target's credentials. */
+function stageDeps(host: TaskHost, settings: RestoreSettings | VerifySettings, source: Source, purpose: 'restore' | 'verify', signal?: AbortSignal) {
+  return {
+    log: host,
+    progress: (p: number, t: string) => host.setProgress(p, t),
+    devops: new DevOpsClient(settings.organization.url, settings.credentials, host, undefined, undefined, signal, purpose),
+    git: new Git(host),
+    source,
+    gitEnv: (remoteUrl: string) => settings.credentials.gitEnv(remoteUrl),
+    signal,
+    blob: settings.source.kind === 'azureBlob' ? blobLocation((settings.source.entra?.containerUrl ?? settings.source.sas!.containerUrl).toString()) : undefined,
+  };
+}
+
 /** mode: verify — the restore drill. Writes the JSON report and the summary whatever happens. */
 async function runDrill(host: TaskHost, settings: VerifySettings, signal?: AbortSignal): Promise<TaskOutcome> {
   const source = sourceFor(settings);
@@ -88,15 +93,8 @@ async function runDrill(host: TaskHost, settings: VerifySettings, signal?: Abort
   try {
     await settings.credentials.prepare();
     await runVerify(settings, {
-      log: host,
-      progress: (p, t) => host.setProgress(p, t),
-      devops: new DevOpsClient(settings.organization.url, settings.credentials, host, undefined, undefined, signal, 'verify'),
-      git: new Git(host),
+      ...stageDeps(host, settings, source, 'verify', signal),
       exec: (tool, args, options) => host.exec(tool, args, options),
-      source,
-      gitEnv: (remoteUrl) => settings.credentials.gitEnv(remoteUrl),
-      signal,
-      blob: settings.source.kind === 'azureBlob' ? blobLocation((settings.source.entra?.containerUrl ?? settings.source.sas!.containerUrl).toString()) : undefined,
     }, report);
   } catch (err) {
     report.error = signal?.aborted ? 'Canceled: the restore drill was stopped before it finished.' : redact(errorMessage(err));
