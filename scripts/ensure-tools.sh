@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Makes sure the command-line tools the tasks and tests use are on this machine: git (>= 2.31), git-lfs and age
-# (the reference CLI the encryption tests decrypt with; the tasks themselves do not need it),
+# (the reference CLI the encryption tests decrypt with; the tasks themselves do not need it), openssl (test certificates),
 # plus any extra Debian packages named as arguments (e.g. `zip` for the benchmark). Installs missing ones with
 # apt-get when it can (root or sudo); otherwise says exactly what to install.
 set -euo pipefail
@@ -9,6 +9,7 @@ need=()
 command -v git >/dev/null 2>&1 || need+=(git)
 git lfs version >/dev/null 2>&1 || need+=(git-lfs)
 { command -v age >/dev/null 2>&1 && command -v age-keygen >/dev/null 2>&1; } || need+=(age)
+command -v openssl >/dev/null 2>&1 || need+=(openssl) # the tests' certificate authority (HTTPS stand-ins)
 for tool in "$@"; do command -v "$tool" >/dev/null 2>&1 || need+=("$tool"); done
 [ ${#need[@]} -eq 0 ] && exit 0
 
