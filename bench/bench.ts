@@ -89,6 +89,17 @@ interface Env {
   floorList: string;
 }
 
+/** What the task stored (archives/<org>/… and manifests/<org>/…), then removed for the next run. */
+async function taskBlobTotals(env: Env): Promise<{ bytes: number; blobs: number }> {
+  const up = { bytes: 0, blobs: 0 };
+  for (const prefix of [`archives/${env.standin.org}/`, `manifests/${env.standin.org}/`]) {
+    const t = await blobTotals(env, prefix);
+    up.bytes += t.bytes;
+    up.blobs += t.blobs;
+  }
+  return up;
+}
+
 async function blobTotals(env: Env, prefix: string, remove = true): Promise<{ bytes: number; blobs: number }> {
   const container = env.azurite.serviceClient().getContainerClient(CONTAINER);
   let bytes = 0;
@@ -202,7 +213,7 @@ async function runRepoBackup(env: Env, round: number, encrypted = false): Promis
   // --inputs k=v,k=v: development aid, extra task inputs for the RepoBackup variant (e.g. concurrency=2).
   const extra = Object.fromEntries((argValue('--inputs') ?? '').split(',').filter(Boolean).map((kv) => kv.split('=') as [string, string]));
   const { wallMs, mon } = await runBackupTask(env, name, encrypted ? { ...extra, encryptionRecipients: BENCH_RECIPIENT } : extra, {}, !encrypted);
-  const up = await blobTotals(env, `${env.standin.org}/`);
+  const up = await taskBlobTotals(env);
   return { variant: encrypted ? 'encrypted' : 'repobackup', round, wallMs, ...mon, uploaded: up.bytes, blobs: up.blobs, serverCpu: 0, azuriteCpu: 0, loadBefore: 0 };
 }
 
@@ -246,7 +257,7 @@ async function rssBySize(env: Env): Promise<SizePoint[]> {
   const out: SizePoint[] = [];
   for (const r of picks) {
     const { wallMs, mon } = await runBackupTask(env, `bench-size-${r.name}`, { repositories: `${r.project}/${r.name}` });
-    await blobTotals(env, `${env.standin.org}/`);
+    await taskBlobTotals(env);
     out.push({ repo: `${r.project}/${r.name}`, bytes: r.bytes + (r.lfsBytes ?? 0), wallMs, taskRss: mon.rootPeakRss, childRss: mon.childrenPeakRss, disk: mon.diskPeak });
   }
   return out;
@@ -270,7 +281,7 @@ async function shardedRun(env: Env): Promise<ShardResult> {
   // Read the four manifests back (account key: the task's SAS cannot read).
   const container = env.azurite.serviceClient().getContainerClient(CONTAINER);
   const seen = new Map<string, number>();
-  for await (const b of container.listBlobsFlat({ prefix: `${env.standin.org}/` })) {
+  for await (const b of container.listBlobsFlat({ prefix: `manifests/${env.standin.org}/` })) {
     const m = /manifest\.job-(\d+)-of-4\.json$/.exec(b.name);
     if (!m) continue;
     const job = jobs[Number(m[1]) - 1];
@@ -284,7 +295,7 @@ async function shardedRun(env: Env): Promise<ShardResult> {
       job.archiveBytes += r.size ?? 0;
     }
   }
-  await blobTotals(env, `${env.standin.org}/`);
+  await taskBlobTotals(env);
   const ids = env.corpus.map((r) => r.repo.id);
   const missing = ids.filter((id) => !seen.has(id));
   const duplicated = [...seen].filter(([, n]) => n > 1).map(([id]) => id);
