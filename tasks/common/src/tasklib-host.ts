@@ -40,6 +40,16 @@ export class TaskLibHost implements TaskHost {
     return value ? value : undefined;
   }
 
+  secretVariable(name: string): string | undefined {
+    // tl.getVariable prints `name=value` in a debug line: read the vault (or the public value) without the echo.
+    const key = tlInternal._getVariableKey(name);
+    const vault = (tlInternal as unknown as { _vault?: { retrieveSecret(key: string): string | undefined } })._vault;
+    const value = (vault?.retrieveSecret(`SECRET_${key}`) ?? process.env[key])?.trim();
+    if (!value) return undefined;
+    this.setSecret(value);
+    return value;
+  }
+
   endpointUrl(id: string): string | undefined {
     return tl.getEndpointUrl(id, true) || undefined;
   }
