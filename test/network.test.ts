@@ -203,14 +203,20 @@ describe('Agent proxy and certificate settings (tinyproxy)', function () {
     assert.deepStrictEqual(gate.from.filter((a) => a !== PROXY_OUT), [], 'storage still goes through the proxy');
   });
 
-  it('a wrong proxy password fails the run, and the proxy saw no request pass', async () => {
+  it('a wrong proxy password fails fast naming Agent.ProxyPassword, and nothing passes the proxy', async () => {
     const { sasUrl } = await container();
     standin.clearLog();
     const wrong = `canaryWrongPw${randomBytes(8).toString('hex')}`;
+    const started = Date.now();
     const run = await runTask(BACKUP, { inputs: { sasUrl }, orgUrl: standin.orgUrl, token: TOKEN, tempDir: tmpDir('run'),
       variables: { ...proxyVariables(), 'Agent.ProxyPassword': '' }, secrets: { 'Agent.ProxyPassword': wrong } });
     assertNoSecretInOutput(run, [TOKEN, wrong]);
+    const took = Date.now() - started;
+    console.log(`      wrong proxy password: ended in ${took} ms: ${run.result?.message}`);
     assert.strictEqual(run.result?.result, 'Failed', run.stdout);
+    assert.match(run.result!.message, /HTTP 40[17], proxy authentication required/);
+    assert.match(run.result!.message, /Agent\.ProxyPassword/);
+    assert.ok(took < 30_000, `failed fast (${took} ms)`);
     assert.strictEqual(standin.requests.length, 0, 'nothing reached the stand-in');
   });
 

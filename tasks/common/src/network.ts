@@ -157,22 +157,45 @@ export class Network {
   }
 
   /**
-   * Fails fast when the proxy does not accept connections (instead of every request retrying for minutes), naming
-   * Agent.ProxyUrl.
+   * Fails fast, before any work, when the proxy for `targetUrl` does not accept connections or refuses the agent's
+   * proxy credentials (407), instead of every request retrying for minutes: the message names Agent.ProxyUrl, or
+   * Agent.ProxyUsername/Agent.ProxyPassword. Any other answer (a proxy that only tunnels to port 443…) is left to the
+   * requests themselves.
    */
-  async checkProxy(timeoutMs = 10_000): Promise<void> {
+  async checkProxy(targetUrl: string, timeoutMs = 10_000): Promise<void> {
     const p = this.settings.proxy;
-    if (!p) return;
+    if (!p || !this.proxied(targetUrl)) return;
     const port = p.url.port ? Number(p.url.port) : p.url.protocol === 'https:' ? 443 : 80;
-    await new Promise<void>((resolve, reject) => {
+    const target = new URL(targetUrl);
+    const authority = `${target.hostname}:${target.port || (target.protocol === 'https:' ? 443 : 80)}`;
+    const status = await new Promise<number | undefined>((resolve, reject) => {
       const socket = net.connect({ host: p.url.hostname.replace(/^\[|\]$/g, ''), port });
+      let answer = '';
       const fail = (why: string) => {
         socket.destroy();
         reject(new RunError(`The agent's proxy ${p.url.origin} (Agent.ProxyUrl) cannot be reached: ${why}. Check that the proxy is running and reachable from this agent, or fix the agent's proxy setting (.proxy file or --proxyurl).`));
       };
       socket.setTimeout(timeoutMs, () => fail(`no answer within ${Math.round(timeoutMs / 1000)} s`));
       socket.once('error', (err: NodeJS.ErrnoException) => fail(err.code ?? err.message));
-      socket.once('connect', () => { socket.destroy(); resolve(); });
+      socket.once('connect', () => {
+        if (p.url.protocol === 'https:') { socket.destroy(); resolve(undefined); return; }
+        const auth = p.username ? `Proxy-Authorization: Basic ${Buffer.from(`${p.username}:${p.password ?? ''}`).toString('base64')}\r\n` : '';
+        socket.write(`CONNECT ${authority} HTTP/1.1\r\nHost: ${authority}\r\n${auth}\r\n`);
+      });
+      socket.on('data', (chunk: Buffer) => {
+        answer += chunk.toString('latin1');
+        if (answer.includes('\r\n') || answer.length > 8192) {
+          socket.destroy();
+          const m = /^HTTP\/\d(?:\.\d)?\s+(\d{3})/.exec(answer);
+          resolve(m ? Number(m[1]) : undefined);
+        }
+      });
+      socket.once('end', () => resolve(undefined));
     });
+    // 407 is the standard answer; some proxies (tinyproxy) answer a CONNECT with bad credentials with 401.
+    if (status === 407 || status === 401) {
+      throw new RunError(`The agent's proxy ${p.url.origin} (Agent.ProxyUrl) refused ${p.username ? `the credentials of Agent.ProxyUsername '${p.username}'` : 'to work without credentials'} (HTTP ${status}, proxy authentication required). ` +
+        `Fix the agent's proxy user name and password (Agent.ProxyUsername, Agent.ProxyPassword: the agent's .proxycredentials, or --proxyusername/--proxypassword).`);
+    }
   }
 }

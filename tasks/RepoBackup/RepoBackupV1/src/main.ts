@@ -46,7 +46,7 @@ export async function run(host: TaskHost, signal?: AbortSignal): Promise<TaskOut
   const networkLine = network.describe();
   if (networkLine) host.info(networkLine);
   try {
-    await network.checkProxy();
+    await network.checkProxy(settings.organization.url);
     // A service connection's first Entra token for Azure DevOps, before anything else: a refusal names its fix.
     await settings.credentials.prepare();
     const outcome = await runBackup(settings, {

@@ -46,7 +46,7 @@ export async function run(host: TaskHost, signal?: AbortSignal): Promise<TaskOut
   const report = newReport();
   report.requested = what;
   try {
-    await network.checkProxy();
+    await network.checkProxy(settings.organization.url);
     await settings.credentials.prepare();
     await runRestore(settings, stageDeps(host, settings, source, 'restore', network, signal), report);
   } catch (err) {
@@ -99,7 +99,7 @@ async function runDrill(host: TaskHost, settings: VerifySettings, network: Netwo
   host.info(`RepoRestore ${TASK_VERSION} (mode: verify): archives of ${settings.manifest ? `manifest '${settings.manifest}'` : 'the newest backup run'} in ${source.description}, compared with ${settings.organization.url}; nothing is created or pushed`);
   const report = newVerifyReport(source.description, settings.organization.url);
   try {
-    await network.checkProxy();
+    await network.checkProxy(settings.organization.url);
     await settings.credentials.prepare();
     await runVerify(settings, {
       ...stageDeps(host, settings, source, 'verify', network, signal),
