@@ -15,6 +15,7 @@ import { AzuriteHandle, startAzurite } from './harness/azurite';
 import { assertNoSecretInBytes, assertNoSecretInOutput, manifests, readContainer, secretForms } from './harness/checks';
 import { buildStandardCorpus, StandardCorpus } from './harness/corpus';
 import { DevOpsStandIn } from './harness/devops-standin';
+import { makeTestPki, TestPki } from './harness/entra-standin';
 import * as procs from './harness/procs';
 import { runTask, TaskRun } from './harness/run-task';
 import { cleanupAll, freePort, tmpDir } from './harness/util';
@@ -249,5 +250,64 @@ describe('Agent proxy and certificate settings (tinyproxy)', function () {
     assert.deepStrictEqual(standin.requests.filter((r) => r.remoteAddress !== PROXY_OUT).map((r) => r.url), []);
     assert.deepStrictEqual(gate.from.filter((a) => a !== PROXY_OUT), []);
     void corpus;
+  });
+});
+
+describe('Agent.CAInfo: HTTPS storage signed by a CA only Agent.CAInfo names', function () {
+  this.timeout(180_000);
+  let standin: DevOpsStandIn;
+  let azurite: AzuriteHandle;
+  let pki: TestPki;
+
+  before(async () => {
+    pki = makeTestPki(tmpDir('pki'));
+    standin = await DevOpsStandIn.start({ org: 'contoso', root: tmpDir('standin'), tokens: { bearer: [TOKEN] } });
+    await buildStandardCorpus(standin);
+    azurite = await startAzurite({ tls: { cert: pki.cert, key: pki.key, ca: pki.caCert } });
+  });
+
+  after(async () => {
+    await standin?.stop();
+    await azurite?.stop();
+    await cleanupAll();
+  });
+
+  async function httpsSas(name: string) {
+    const client = await azurite.createContainer(name);
+    const sas = new URL(azurite.containerSasUrl(name, 'cw'));
+    const tls = new URL(azurite.tlsBlobUrl!);
+    sas.protocol = tls.protocol;
+    sas.host = tls.host;
+    return { client, sasUrl: sas.toString() };
+  }
+
+  const run = (sasUrl: string, variables: Record<string, string>) => runTask(BACKUP, {
+    inputs: { sasUrl, repositories: 'Team Alpha/api' }, orgUrl: standin.orgUrl, token: TOKEN, tempDir: tmpDir('run'), variables,
+    env: { NODE_EXTRA_CA_CERTS: '' },
+  });
+
+  it('without Agent.CAInfo the untrusted certificate fails the run; with it the backup is stored', async () => {
+    const refused = await httpsSas('untrusted');
+    const without = await run(refused.sasUrl, {});
+    console.log(`      without Agent.CAInfo: ${without.result?.result}: ${without.result?.message.slice(0, 160)}`);
+    assert.notStrictEqual(without.result?.result, 'Succeeded', 'the test CA is not trusted by default');
+    assert.match(without.stdout, /certificate/i, 'refused for its certificate');
+    assert.strictEqual((await readContainer(refused.client)).size, 0);
+
+    const trusted = await httpsSas('trusted');
+    const ok = await run(trusted.sasUrl, { 'Agent.CAInfo': pki.caCert });
+    assert.strictEqual(ok.result?.result, 'Succeeded', ok.stdout);
+    assert.match(ok.stdout, /certificate authorities from Agent\.CAInfo/);
+    const [manifest] = manifests(await readContainer(trusted.client));
+    assert.ok(manifest.repositories.some((e) => e.repository === 'api' && e.status === 'ok'));
+  });
+
+  it('a missing Agent.CAInfo file fails before any work, naming the variable', async () => {
+    const { sasUrl } = await httpsSas('missingca');
+    standin.clearLog();
+    const r = await run(sasUrl, { 'Agent.CAInfo': '/nonexistent/ca.pem' });
+    assert.strictEqual(r.result?.result, 'Failed');
+    assert.match(r.result!.message, /Agent\.CAInfo names '\/nonexistent\/ca\.pem'/);
+    assert.strictEqual(standin.requests.length, 0);
   });
 });

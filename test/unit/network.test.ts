@@ -68,6 +68,17 @@ describe('network settings (Agent.Proxy*, Agent.CAInfo, Agent.SkipCertValidation
     assert.deepStrictEqual(Network.read(host({ 'Agent.ProxyUrl': 'http://p' })).azureProxyOptions('https://x/'), { host: 'http://p', port: 80 });
   });
 
+  it('Azure SDK client options: the proxy when proxied, else the CA from Agent.CAInfo as tlsOptions', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'net-unit-'));
+    const ca = path.join(dir, 'ca.pem');
+    fs.writeFileSync(ca, 'PEM');
+    const n = Network.read(host({ 'Agent.ProxyUrl': 'http://p:1', 'Agent.ProxyBypassList': '["direct"]', 'Agent.CAInfo': ca }));
+    assert.deepStrictEqual(n.azureClientOptions('https://direct.example/c'), { tlsOptions: { ca: 'PEM' } });
+    assert.deepStrictEqual(n.azureClientOptions('https://other.example/c'), { proxyOptions: { host: 'http://p', port: 1 } });
+    assert.deepStrictEqual(Network.read(host({})).azureClientOptions('https://x/'), {});
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
   it('credentials in Agent.ProxyUrl are used, masked and dropped from the URL', () => {
     const h = host({ 'Agent.ProxyUrl': 'http://u:s%40cret@proxy:8080' });
     const settings = readNetworkSettings(h);

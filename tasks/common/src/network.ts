@@ -82,6 +82,11 @@ export function readNetworkSettings(host: NetworkHost): NetworkSettings {
   return settings;
 }
 
+export interface AzureClientOptions {
+  proxyOptions?: { host: string; port: number; username?: string; password?: string };
+  tlsOptions?: { ca: string };
+}
+
 export class Network {
   private readonly bypass: RegExp[];
 
@@ -146,6 +151,18 @@ export class Network {
     if (this.settings.caFile) entries.push(['http.sslCAInfo', this.settings.caFile]);
     if (this.settings.skipCertValidation) entries.push(['http.sslVerify', 'false']);
     return entries;
+  }
+
+  /**
+   * Client options for the Azure SDK clients (@azure/storage-blob) talking to `url`: `proxyOptions`, or, when
+   * the URL goes direct, `tlsOptions.ca` with Agent.CAInfo's certificates (the SDK ignores TLS settings behind a
+   * proxy: there the proxy's own trust applies).
+   */
+  azureClientOptions(url: string | URL): AzureClientOptions {
+    const proxyOptions = this.azureProxyOptions(url);
+    if (proxyOptions) return { proxyOptions };
+    if (this.settings.caFile) return { tlsOptions: { ca: fs.readFileSync(this.settings.caFile, 'utf8') } };
+    return {};
   }
 
   /** `proxyOptions` for the Azure SDK clients (@azure/storage-blob, @azure/identity) talking to `url`. */

@@ -22,10 +22,10 @@ export function destinationFor(settings: BackupSettings, network: Network = new 
     const tuning = { ...defaultBlobTuning, maxTries: settings.retry.attempts, retryDelayMs: settings.retry.baseDelayMs };
     if (d.entra) {
       const description = `Azure Blob container ${safeUrl(d.entra.containerUrl)} (service connection '${d.entra.connection}')`;
-      return { destination: new BlobDestination(d.entra, description, d.accessTier, tuning, network.azureProxyOptions(d.entra.containerUrl)), description };
+      return { destination: new BlobDestination(d.entra, description, d.accessTier, tuning, network.azureClientOptions(d.entra.containerUrl)), description };
     }
     const description = `Azure Blob container ${safeUrl(d.sas!.containerUrl)}`;
-    return { destination: new BlobDestination(d.sas!.url, description, d.accessTier, tuning, network.azureProxyOptions(d.sas!.containerUrl)), description };
+    return { destination: new BlobDestination(d.sas!.url, description, d.accessTier, tuning, network.azureClientOptions(d.sas!.containerUrl)), description };
   }
   const destination = new FolderDestination(d.path);
   return { destination, description: destination.description };

@@ -20,9 +20,9 @@ export const TASK_VERSION = `${taskJson.version.Major}.${taskJson.version.Minor}
 export function sourceFor(settings: Pick<RestoreSettings, 'source'>, network: Network = new Network()): Source {
   const s = settings.source;
   if (s.kind === 'azureBlob' && s.entra) {
-    return new BlobSource(s.entra, `Azure Blob container ${safeUrl(s.entra.containerUrl)} (service connection '${s.entra.connection}')`, undefined, network.azureProxyOptions(s.entra.containerUrl));
+    return new BlobSource(s.entra, `Azure Blob container ${safeUrl(s.entra.containerUrl)} (service connection '${s.entra.connection}')`, undefined, network.azureClientOptions(s.entra.containerUrl));
   }
-  if (s.kind === 'azureBlob') return new BlobSource(s.sas!.url, `Azure Blob container ${safeUrl(s.sas!.containerUrl)}`, undefined, network.azureProxyOptions(s.sas!.containerUrl));
+  if (s.kind === 'azureBlob') return new BlobSource(s.sas!.url, `Azure Blob container ${safeUrl(s.sas!.containerUrl)}`, undefined, network.azureClientOptions(s.sas!.containerUrl));
   return new FolderSource(s.path);
 }
 
