@@ -10,6 +10,7 @@ command -v git >/dev/null 2>&1 || need+=(git)
 git lfs version >/dev/null 2>&1 || need+=(git-lfs)
 { command -v age >/dev/null 2>&1 && command -v age-keygen >/dev/null 2>&1; } || need+=(age)
 command -v openssl >/dev/null 2>&1 || need+=(openssl) # the tests' certificate authority (HTTPS stand-ins)
+command -v tinyproxy >/dev/null 2>&1 || need+=(tinyproxy) # the tests' corporate proxy (test/network.test.ts)
 for tool in "$@"; do command -v "$tool" >/dev/null 2>&1 || need+=("$tool"); done
 [ ${#need[@]} -eq 0 ] && exit 0
 

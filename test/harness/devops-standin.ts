@@ -68,6 +68,8 @@ export interface RequestLogEntry {
   aborted?: boolean;
   /** `Date.now()` when the request arrived. */
   at: number;
+  /** The address the connection came from (a proxy's outgoing address when the client went through one). */
+  remoteAddress?: string;
   /** `Date.now()` when the response closed (absent while open). */
   endedAt?: number;
 }
@@ -115,6 +117,11 @@ export interface StandInOptions {
   root: string;
   /** Accepted tokens; a random bearer token and a random 52-char PAT are made when omitted. */
   tokens?: { bearer?: string[]; pat?: string[] };
+  /**
+   * The host name in every URL the stand-in hands out (default `127.0.0.1`); it must resolve to 127.0.0.1. A name
+   * other than an IP literal or `localhost` makes clients that never proxy loopback addresses (git-lfs) use a proxy.
+   */
+  hostName?: string;
 }
 
 const AREAS = {
@@ -240,9 +247,11 @@ export class DevOpsStandIn {
   private readonly children = new Set<ChildProcess>();
   private server!: http.Server;
   private port = 0;
+  private readonly hostName: string;
 
   private constructor(opts: StandInOptions) {
     this.org = opts.org;
+    this.hostName = opts.hostName ?? '127.0.0.1';
     this.root = path.resolve(opts.root);
     this.tokens = {
       bearer: opts.tokens?.bearer ?? [`job-${crypto.randomBytes(24).toString('hex')}`],
@@ -267,7 +276,7 @@ export class DevOpsStandIn {
 
   /** `http://127.0.0.1:<port>` */
   get baseUrl(): string {
-    return `http://127.0.0.1:${this.port}`;
+    return `http://${this.hostName}:${this.port}`;
   }
 
   /** `http://127.0.0.1:<port>/<org>/` (the collection URL, trailing slash). */
@@ -464,7 +473,7 @@ export class DevOpsStandIn {
     }
     const route: RequestLogEntry['route'] =
       segs[2] === '_git' ? (segs[4] === 'info' && segs[5] === 'lfs' ? 'lfs' : 'git') : 'rest';
-    const entry: RequestLogEntry = { method: req.method ?? 'GET', url: rawUrl, status: 0, route, at: Date.now() };
+    const entry: RequestLogEntry = { method: req.method ?? 'GET', url: rawUrl, status: 0, route, at: Date.now(), remoteAddress: req.socket.remoteAddress };
     const scheme = /^\s*(\S+)/.exec(req.headers.authorization ?? '')?.[1];
     if (scheme) entry.authScheme = scheme;
     this.requests.push(entry);

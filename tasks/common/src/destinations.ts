@@ -138,6 +138,12 @@ function formatSize(bytes: number): string {
  * x-ms-access-tier) is dropped for the rest of the run: the archive is committed without it, and `warnings()` says
  * so once.
  */
+/** Proxy and TLS options as the Azure SDK takes them (network.ts's azureClientOptions). */
+export interface AzureClientOptionsLike {
+  proxyOptions?: { host: string; port: number; username?: string; password?: string };
+  tlsOptions?: { ca: string };
+}
+
 export class BlobDestination implements Destination {
   private readonly container: ContainerClient;
   private readonly pool = new BlockPool();
@@ -159,10 +165,13 @@ export class BlobDestination implements Destination {
     readonly description: string,
     private readonly tier?: BlockBlobTier | string,
     private readonly tuning: BlobUploadTuning = defaultBlobTuning,
+    /** The agent's proxy or certificate authorities for this container (network.ts's azureClientOptions). */
+    clientOptions: AzureClientOptionsLike = {},
   ) {
     const options = {
       retryOptions: { maxTries: tuning.maxTries, retryDelayInMs: tuning.retryDelayMs ?? 1000, maxRetryDelayInMs: 30_000 },
       userAgentOptions: { userAgentPrefix: 'RepoBackup' },
+      ...clientOptions,
     };
     if (access instanceof URL) {
       this.container = new ContainerClient(access.toString(), new AnonymousCredential(), options);

@@ -41,6 +41,11 @@ export interface TaskHost extends Logger {
   secretInput(name: string): string | undefined;
   /** A pipeline variable (`System.CollectionUri`, `Agent.TempDirectory`, …), or `undefined`. */
   variable(name: string): string | undefined;
+  /**
+   * A secret variable (`Agent.ProxyPassword`): read without the debug echo task-lib's getVariable prints, and
+   * registered with the agent's masker before anything else can print it.
+   */
+  secretVariable?(name: string): string | undefined;
   endpointUrl(id: string): string | undefined;
   endpointAuthParameter(id: string, key: string): string | undefined;
   endpointAuthScheme(id: string): string | undefined;

@@ -78,10 +78,13 @@ export class BlobSource implements Source {
   private readonly connection?: string;
 
   /** `access`: a container SAS URL, or a container URL (no query) with a service connection's TokenCredential. */
-  constructor(access: URL | { containerUrl: URL; credential: TokenCredential; connection: string }, readonly description: string, private readonly maxTries = 5) {
+  constructor(access: URL | { containerUrl: URL; credential: TokenCredential; connection: string }, readonly description: string, private readonly maxTries = 5,
+    /** The agent's proxy or certificate authorities for this container (network.ts's azureClientOptions). */
+    clientOptions: { proxyOptions?: { host: string; port: number; username?: string; password?: string }; tlsOptions?: { ca: string } } = {}) {
     const options = {
       retryOptions: { maxTries, retryDelayInMs: 1000, maxRetryDelayInMs: 30_000 },
       userAgentOptions: { userAgentPrefix: 'RepoRestore' },
+      ...clientOptions,
     };
     if (access instanceof URL) {
       this.container = new ContainerClient(access.toString(), new AnonymousCredential(), options);

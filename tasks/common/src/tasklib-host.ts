@@ -3,6 +3,7 @@ import * as tl from 'azure-pipelines-task-lib/task';
 import * as tlInternal from 'azure-pipelines-task-lib/internal';
 import type { ChildProcess } from 'child_process';
 import { StringDecoder } from 'string_decoder';
+import { earlySecret } from './early-secrets';
 import { ExecOptions, ExecResult, TaskHost, TaskOutcome } from './host';
 import { findGit, findGitLfs, gitMissingMessage, realLookup } from './platform/git-lookup';
 import { endTree, killTreeSync } from './platform/proctree';
@@ -38,6 +39,16 @@ export class TaskLibHost implements TaskHost {
   variable(name: string): string | undefined {
     const value = tl.getVariable(name)?.trim();
     return value ? value : undefined;
+  }
+
+  secretVariable(name: string): string | undefined {
+    // tl.getVariable prints `name=value` in a debug line: read the vault (or the public value) without the echo.
+    const key = tlInternal._getVariableKey(name);
+    const vault = (tlInternal as unknown as { _vault?: { retrieveSecret(key: string): string | undefined } })._vault;
+    const value = (earlySecret(name) ?? vault?.retrieveSecret(`SECRET_${key}`) ?? process.env[key])?.trim();
+    if (!value) return undefined;
+    this.setSecret(value);
+    return value;
   }
 
   endpointUrl(id: string): string | undefined {

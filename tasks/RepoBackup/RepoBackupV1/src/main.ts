@@ -4,7 +4,8 @@ import * as path from 'path';
 import { DevOpsClient } from '../../../common/src/devops';
 import { BlobDestination, defaultBlobTuning, Destination, FolderDestination } from '../../../common/src/destinations';
 import { errorMessage, InputError, RunError } from '../../../common/src/errors';
-import { redact, safeUrl } from '../../../common/src/credentials';
+import { redact, safeUrl, withGitConfig } from '../../../common/src/credentials';
+import { Network } from '../../../common/src/network';
 import { Git } from '../../../common/src/git';
 import { TaskHost, TaskOutcome } from '../../../common/src/host';
 import { runBackup } from './backup';
@@ -15,16 +16,16 @@ import taskJson from '../task.json';
 
 export const TASK_VERSION = `${taskJson.version.Major}.${taskJson.version.Minor}.${taskJson.version.Patch}`;
 
-export function destinationFor(settings: BackupSettings): { destination: Destination; description: string } {
+export function destinationFor(settings: BackupSettings, network: Network = new Network()): { destination: Destination; description: string } {
   const d = settings.destination;
   if (d.kind === 'azureBlob') {
     const tuning = { ...defaultBlobTuning, maxTries: settings.retry.attempts, retryDelayMs: settings.retry.baseDelayMs };
     if (d.entra) {
       const description = `Azure Blob container ${safeUrl(d.entra.containerUrl)} (service connection '${d.entra.connection}')`;
-      return { destination: new BlobDestination(d.entra, description, d.accessTier, tuning), description };
+      return { destination: new BlobDestination(d.entra, description, d.accessTier, tuning, network.azureClientOptions(d.entra.containerUrl)), description };
     }
     const description = `Azure Blob container ${safeUrl(d.sas!.containerUrl)}`;
-    return { destination: new BlobDestination(d.sas!.url, description, d.accessTier, tuning), description };
+    return { destination: new BlobDestination(d.sas!.url, description, d.accessTier, tuning, network.azureClientOptions(d.sas!.containerUrl)), description };
   }
   const destination = new FolderDestination(d.path);
   return { destination, description: destination.description };
@@ -32,24 +33,29 @@ export function destinationFor(settings: BackupSettings): { destination: Destina
 
 export async function run(host: TaskHost, signal?: AbortSignal): Promise<TaskOutcome> {
   let settings: BackupSettings;
+  let network: Network;
   try {
+    network = Network.read(host);
     settings = await readBackupSettings(host, TASK_VERSION);
     settings.run.startedAt = pipelineStartOf(host, settings.run.startedAt, settings.shard); // one run, one date folder for all its jobs
   } catch (err) {
     return fail(host, err);
   }
-  const { destination, description } = destinationFor(settings);
+  const { destination, description } = destinationFor(settings, network);
   host.info(`RepoBackup ${TASK_VERSION}: ${settings.organization.url} → ${description}${settings.dryRun ? ' (dry run)' : ''}`);
+  const networkLine = network.describe();
+  if (networkLine) host.info(networkLine);
   try {
+    await network.checkProxy(settings.organization.url);
     // A service connection's first Entra token for Azure DevOps, before anything else: a refusal names its fix.
     await settings.credentials.prepare();
     const outcome = await runBackup(settings, {
       log: host,
       progress: (p, t) => host.setProgress(p, t),
-      devops: new DevOpsClient(settings.organization.url, settings.credentials, host, settings.retry, {}, signal),
+      devops: new DevOpsClient(settings.organization.url, settings.credentials, host, settings.retry, network.restOptions(), signal),
       git: new Git(host),
       destination: settings.dryRun ? undefined : destination,
-      gitEnv: (remoteUrl) => settings.credentials.gitEnv(remoteUrl),
+      gitEnv: (remoteUrl) => withGitConfig(settings.credentials.gitEnv(remoteUrl), network.gitConfig(remoteUrl)),
       retry: settings.retry,
       signal,
     });

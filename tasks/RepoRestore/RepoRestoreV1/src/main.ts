@@ -1,7 +1,8 @@
 /** Composition root: wires the agent host, settings, REST client, git, the archive source and the orchestrator. */
 import { promises as fsp } from 'fs';
 import * as path from 'path';
-import { redact, safeUrl } from '../../../common/src/credentials';
+import { redact, safeUrl, withGitConfig } from '../../../common/src/credentials';
+import { Network } from '../../../common/src/network';
 import { DevOpsClient } from '../../../common/src/devops';
 import { errorMessage, InputError, RunError } from '../../../common/src/errors';
 import { Git } from '../../../common/src/git';
@@ -16,24 +17,28 @@ import taskJson from '../task.json';
 
 export const TASK_VERSION = `${taskJson.version.Major}.${taskJson.version.Minor}.${taskJson.version.Patch}`;
 
-export function sourceFor(settings: Pick<RestoreSettings, 'source'>): Source {
+export function sourceFor(settings: Pick<RestoreSettings, 'source'>, network: Network = new Network()): Source {
   const s = settings.source;
   if (s.kind === 'azureBlob' && s.entra) {
-    return new BlobSource(s.entra, `Azure Blob container ${safeUrl(s.entra.containerUrl)} (service connection '${s.entra.connection}')`);
+    return new BlobSource(s.entra, `Azure Blob container ${safeUrl(s.entra.containerUrl)} (service connection '${s.entra.connection}')`, undefined, network.azureClientOptions(s.entra.containerUrl));
   }
-  if (s.kind === 'azureBlob') return new BlobSource(s.sas!.url, `Azure Blob container ${safeUrl(s.sas!.containerUrl)}`);
+  if (s.kind === 'azureBlob') return new BlobSource(s.sas!.url, `Azure Blob container ${safeUrl(s.sas!.containerUrl)}`, undefined, network.azureClientOptions(s.sas!.containerUrl));
   return new FolderSource(s.path);
 }
 
 export async function run(host: TaskHost, signal?: AbortSignal): Promise<TaskOutcome> {
   let settings: RestoreSettings;
+  let network: Network;
   try {
-    if (readMode(host) === 'verify') return await runDrill(host, await readVerifySettings(host, TASK_VERSION), signal);
+    network = Network.read(host);
+    if (readMode(host) === 'verify') return await runDrill(host, await readVerifySettings(host, TASK_VERSION), network, signal);
     settings = await readRestoreSettings(host, TASK_VERSION);
   } catch (err) {
     return fail(host, err);
   }
-  const source = sourceFor(settings);
+  const networkLine = network.describe();
+  if (networkLine) host.info(networkLine);
+  const source = sourceFor(settings, network);
   const what = settings.selection.kind === 'archive'
     ? `'${settings.selection.path}'`
     : `${settings.selection.project}/${settings.selection.repository} (${settings.selection.manifest ? `manifest '${settings.selection.manifest}'` : 'newest manifest'})`;
@@ -41,8 +46,9 @@ export async function run(host: TaskHost, signal?: AbortSignal): Promise<TaskOut
   const report = newReport();
   report.requested = what;
   try {
+    await network.checkProxy(settings.organization.url);
     await settings.credentials.prepare();
-    await runRestore(settings, stageDeps(host, settings, source, 'restore', signal), report);
+    await runRestore(settings, stageDeps(host, settings, source, 'restore', network, signal), report);
   } catch (err) {
     report.error = signal?.aborted ? 'Canceled: the restore was stopped before it finished.' : redact(errorMessage(err));
     if (!(err instanceof InputError) && !(err instanceof RunError)) host.debug(redact(String((err as Error)?.stack ?? err)));
@@ -72,28 +78,31 @@ export async function run(host: TaskHost, signal?: AbortSignal): Promise<TaskOut
 }
 
 /** What both modes' stages are wired with: the agent, the REST client, git, the source and the target's credentials. */
-function stageDeps(host: TaskHost, settings: RestoreSettings | VerifySettings, source: Source, purpose: 'restore' | 'verify', signal?: AbortSignal) {
+function stageDeps(host: TaskHost, settings: RestoreSettings | VerifySettings, source: Source, purpose: 'restore' | 'verify', network: Network, signal?: AbortSignal) {
   return {
     log: host,
     progress: (p: number, t: string) => host.setProgress(p, t),
-    devops: new DevOpsClient(settings.organization.url, settings.credentials, host, undefined, undefined, signal, purpose),
+    devops: new DevOpsClient(settings.organization.url, settings.credentials, host, undefined, network.restOptions(), signal, purpose),
     git: new Git(host),
     source,
-    gitEnv: (remoteUrl: string) => settings.credentials.gitEnv(remoteUrl),
+    gitEnv: (remoteUrl: string) => withGitConfig(settings.credentials.gitEnv(remoteUrl), network.gitConfig(remoteUrl)),
     signal,
     blob: settings.source.kind === 'azureBlob' ? blobLocation((settings.source.entra?.containerUrl ?? settings.source.sas!.containerUrl).toString()) : undefined,
   };
 }
 
 /** mode: verify — the restore drill. Writes the JSON report and the summary whatever happens. */
-async function runDrill(host: TaskHost, settings: VerifySettings, signal?: AbortSignal): Promise<TaskOutcome> {
-  const source = sourceFor(settings);
+async function runDrill(host: TaskHost, settings: VerifySettings, network: Network, signal?: AbortSignal): Promise<TaskOutcome> {
+  const networkLine = network.describe();
+  if (networkLine) host.info(networkLine);
+  const source = sourceFor(settings, network);
   host.info(`RepoRestore ${TASK_VERSION} (mode: verify): archives of ${settings.manifest ? `manifest '${settings.manifest}'` : 'the newest backup run'} in ${source.description}, compared with ${settings.organization.url}; nothing is created or pushed`);
   const report = newVerifyReport(source.description, settings.organization.url);
   try {
+    await network.checkProxy(settings.organization.url);
     await settings.credentials.prepare();
     await runVerify(settings, {
-      ...stageDeps(host, settings, source, 'verify', signal),
+      ...stageDeps(host, settings, source, 'verify', network, signal),
       exec: (tool, args, options) => host.exec(tool, args, options),
     }, report);
   } catch (err) {
