@@ -1,7 +1,7 @@
 import assert from 'assert';
 import { parseFilter } from '../../tasks/RepoBackup/RepoBackupV1/src/filter';
 import * as os from 'os';
-import { archiveNames, assignShards, makePlan, pipelineStartOf, runStart, safeSegment, shardOf } from '../../tasks/RepoBackup/RepoBackupV1/src/plan';
+import { archiveNames, assignShards, makePlan, runStart, safeSegment, shardOf } from '../../tasks/RepoBackup/RepoBackupV1/src/plan';
 import { readBackupSettings } from '../../tasks/RepoBackup/RepoBackupV1/src/settings';
 import { FakeHost } from './fake-host';
 import { RepoInfo } from '../../tasks/common/src/devops';
@@ -188,7 +188,7 @@ describe('plan', () => {
 
 describe('run folder: one run, one folder', () => {
   const repos = [repo('A', 'api', { id: 'id-api' }), repo('B', 'web', { id: 'id-web' }), repo('C', 'lib', { id: 'id-lib' })];
-  /** The settings path the task takes (readBackupSettings, then main.ts's pipelineStartOf, then backup's makePlan) for one job. */
+  /** The settings path the task takes (readBackupSettings, which dates the run by pipelineStartOf, then backup's makePlan) for one job. */
   async function jobPlan(clock: string, position: number, variables: Record<string, string>) {
     const host = new FakeHost(
       { sasUrl: 'https://acct.blob.core.windows.net/backups?sv=2022-11-02&sr=c&sp=cw&se=2099-01-01T00%3A00%3A00Z&sig=c2lnbmF0dXJl' },
@@ -199,7 +199,6 @@ describe('run folder: one run, one folder', () => {
       { url: 'https://dev.azure.com/contoso/', token: 'job-token' },
     );
     const settings = await readBackupSettings(host, '1.0.0', new Date(clock));
-    settings.run.startedAt = pipelineStartOf(host, settings.run.startedAt, settings.shard);
     const plan = makePlan({
       repos, filter: settings.filter, includeWikis: settings.includeWikis, format: settings.archiveFormat, shard: settings.shard,
       organization: settings.organization.name, runId: settings.run.id, attempt: settings.run.attempt, startedAt: settings.run.startedAt,

@@ -9,7 +9,6 @@ import { Network } from '../../../common/src/network';
 import { Git } from '../../../common/src/git';
 import { TaskHost, TaskOutcome } from '../../../common/src/host';
 import { runBackup } from './backup';
-import { pipelineStartOf } from './plan';
 import { counts, summaryMarkdown } from './report';
 import { BackupSettings, readBackupSettings } from './settings';
 import taskJson from '../task.json';
@@ -37,7 +36,6 @@ export async function run(host: TaskHost, signal?: AbortSignal): Promise<TaskOut
   try {
     network = Network.read(host);
     settings = await readBackupSettings(host, TASK_VERSION);
-    settings.run.startedAt = pipelineStartOf(host, settings.run.startedAt, settings.shard); // one run, one date folder for all its jobs
   } catch (err) {
     return fail(host, err);
   }

@@ -10,6 +10,7 @@ import {
 import { RetryPolicy } from '../../../common/src/retry';
 import { BACKUP_SAS_NEEDS, ContainerSas } from '../../../common/src/sas';
 import { parseFilter, RepoFilter } from './filter';
+import { pipelineStartOf } from './plan';
 
 export type DestinationSettings =
   /** Exactly one of `sas` (blobAuth: sas) and `entra` (blobAuth: serviceConnection) is set. */
@@ -20,6 +21,7 @@ export interface RunInfo {
   /** Build.BuildId, or a local stamp outside a pipeline. */
   id: string;
   attempt: number;
+  /** When the run started (System.PipelineStartTime, the same for every job of the run; else this job's clock): dates its folder. */
   startedAt: Date;
   tempDir: string;
   taskVersion: string;
@@ -70,11 +72,13 @@ export async function readBackupSettings(host: TaskHost, taskVersion: string, no
   const verify = readBoolean(host, 'verify', true);
   const dryRun = readBoolean(host, 'dryRun', false);
   const encryption = readEncryption(host);
+  const shard = readShard(host);
   return {
     organization, credentials, destination, filter, includeLfs, includeWikis, archiveFormat, concurrency,
     onRepoFailure, verify, dryRun,
-    shard: readShard(host),
-    run: readRun(host, taskVersion, now),
+    shard,
+    // One run, one date folder for all its jobs: dated by System.PipelineStartTime, not by this job's clock.
+    run: readRun(host, taskVersion, now, pipelineStartOf(host, now, shard)),
     retry: readRetryPolicy(host),
     encryption,
   };
@@ -136,14 +140,14 @@ export function readShard(host: Pick<TaskHost, 'variable'>): { position: number;
   return { position, total };
 }
 
-function readRun(host: TaskHost, taskVersion: string, now: Date): RunInfo {
+function readRun(host: TaskHost, taskVersion: string, now: Date, startedAt: Date): RunInfo {
   const buildId = host.variable('Build.BuildId');
   const attempt = Number.parseInt(host.variable('System.JobAttempt') ?? '1', 10);
   const stamp = now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
   return {
     id: buildId && /^[\w.-]+$/.test(buildId) ? buildId : `local-${stamp}`,
     attempt: Number.isInteger(attempt) && attempt > 0 ? attempt : 1,
-    startedAt: now,
+    startedAt,
     tempDir: readTempDir(host),
     taskVersion,
     buildNumber: host.variable('Build.BuildNumber'),
