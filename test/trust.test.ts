@@ -15,7 +15,8 @@ import { FakeHost } from './unit/fake-host';
 import { DevOpsClient } from '../tasks/common/src/devops';
 import { Destination, FolderDestination, PutOptions } from '../tasks/common/src/destinations';
 import { Git } from '../tasks/common/src/git';
-import { runBackup, usedBytes } from '../tasks/RepoBackup/RepoBackupV1/src/backup';
+import { runBackup } from '../tasks/RepoBackup/RepoBackupV1/src/backup';
+import { usedBytes } from '../tasks/common/src/mirror';
 import { readBackupSettings } from '../tasks/RepoBackup/RepoBackupV1/src/settings';
 
 const ROOT = path.resolve(__dirname, '..', '..');

@@ -1,4 +1,4 @@
-/** Facts about a bare mirror on disk (as cloned, or as extracted from an archive) that both tasks need. */
+/** Facts about a bare mirror on disk (as cloned, or as extracted from an archive) that both tasks need, and the disk it is on. */
 import { createHash } from 'crypto';
 import { createReadStream, promises as fsp } from 'fs';
 import * as path from 'path';
@@ -39,4 +39,21 @@ export async function inventoryMirror(dir: string, verifyLfs: boolean): Promise<
 export async function freeBytes(dir: string): Promise<number> {
   const s = await fsp.statfs(dir);
   return s.bavail * s.bsize;
+}
+
+/** Bytes written below `dir` so far (0 when it does not exist yet); files that vanish while it counts are skipped. */
+export async function usedBytes(dir: string): Promise<number> {
+  let total = 0;
+  let entries;
+  try {
+    entries = await fsp.readdir(dir, { withFileTypes: true });
+  } catch {
+    return 0;
+  }
+  for (const e of entries) {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) total += await usedBytes(p);
+    else if (e.isFile()) total += await fsp.stat(p).then((st) => st.size, () => 0);
+  }
+  return total;
 }

@@ -21,7 +21,7 @@ import { assessCoverage, Coverage, CoverageInput } from './coverage';
 import { makePlan, Plan, PlannedRepo } from './plan';
 import { buildManifest, formatBytes, RepoResult, RunReport } from './report';
 import { BackupSettings } from './settings';
-import { freeBytes, inventoryMirror } from '../../../common/src/mirror';
+import { freeBytes, inventoryMirror, usedBytes } from '../../../common/src/mirror';
 
 export interface BackupDeps {
   log: Logger;
@@ -387,23 +387,6 @@ class RepoWorker {
       plaintextSha256: encrypting?.plaintextSha256, plaintextBytes: encrypting?.plaintextBytes,
     };
   }
-}
-
-/** Bytes written below `dir` so far (0 when it does not exist yet); files that vanish while it counts are skipped. */
-export async function usedBytes(dir: string): Promise<number> {
-  let total = 0;
-  let entries;
-  try {
-    entries = await fsp.readdir(dir, { withFileTypes: true });
-  } catch {
-    return 0;
-  }
-  for (const e of entries) {
-    const p = path.join(dir, e.name);
-    if (e.isDirectory()) total += await usedBytes(p);
-    else if (e.isFile()) total += await fsp.stat(p).then((st) => st.size, () => 0);
-  }
-  return total;
 }
 
 /** Mirror size, LFS object count and bytes; with `verify`, every LFS object's content must hash to its name. */
