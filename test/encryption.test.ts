@@ -311,13 +311,13 @@ describe('age encryption end to end (encryptionRecipients / decryptionIdentity)'
     assert.match(run.result!.message, /Input 'encryptionRecipients': line 2: 'age1notakey' is not an age recipient/);
     assert.ok(!standin.requests.some((r) => r.route === 'git' || r.route === 'lfs'), 'no clone was attempted');
     // A secret key pasted into the (public) recipients input: refused, and the task's own messages never repeat it.
-    // task-lib's debug echo of every plain input (name=value, shown only with System.Debug) is the one line that has it.
+    // The input is read without task-lib's debug echo (name=value under System.Debug), and the key line is masked.
     const secret = await runTask(BACKUP, {
       inputs: { organizationUrl: standin.orgUrl, destination: 'folder', folderPath: tmpDir('unused'), encryptionRecipients: alice.secret },
       orgUrl: standin.orgUrl, token: TOKEN, tempDir: tmpDir('run'), env: { NODE_PATH: '', NODE_OPTIONS: '' }, timeoutMs: 60_000,
     });
     assert.strictEqual(secret.result?.result, 'Failed');
     assert.match(secret.result!.message, /Input 'encryptionRecipients': line 1: is a secret key \(an identity\), not a recipient/);
-    assert.deepStrictEqual(secret.lines.filter((l) => l.includes(alice.secret)), [`##vso[task.debug]encryptionRecipients=${alice.secret}`]);
+    assert.deepStrictEqual(secret.lines.filter((l) => l.includes(alice.secret)), [`##vso[task.setsecret]${alice.secret}`]);
   });
 });

@@ -174,6 +174,11 @@ describe('encryption (age v1)', function () {
     assert.deepStrictEqual(readEncryption(new FakeHost({ encryptionRecipients: a.recipient }))?.recipients.map((r) => r.text), [a.recipient]);
     assert.throws(() => readEncryption(new FakeHost({ encryptionRecipients: 'age1oops' })), /^InputError: Input 'encryptionRecipients': line 1: 'age1oops' is not an age recipient/);
     assert.throws(() => readEncryption(new FakeHost({ encryptionRecipients: 'age1oops' })), (e: Error) => e.name === 'InputError');
+    // A pasted identity: masked before anything can print it, and refused without repeating it.
+    const secretLine = a.text.split('\n').find((l) => l.startsWith('AGE-SECRET-KEY-1'))!;
+    const host = new FakeHost({ encryptionRecipients: `${a.recipient}\n${secretLine}` });
+    assert.throws(() => readEncryption(host), (e: Error) => e.name === 'InputError' && !e.message.includes(secretLine));
+    assert.ok(host.secrets.includes(secretLine), 'the identity line is registered with the masker');
   });
 
   it('settings: decryptionIdentity is read as a secret, each key line registered with the masker, never echoed', () => {

@@ -19,6 +19,7 @@ export class FakeHost implements TaskHost {
     if (value) this.setSecret(value);
     return value;
   }
+  quietInput(name: string) { return this.input(name); }
   variable(name: string) { return this.variables[name] || undefined; }
   endpointUrl() { return this.endpoint.url; }
   endpointAuthParameter(_id: string, key: string) { return key === 'AccessToken' ? this.endpoint.token : undefined; }

@@ -39,6 +39,11 @@ export interface TaskHost extends Logger {
    * registered with the agent's masker before anything else can print it.
    */
   secretInput(name: string): string | undefined;
+  /**
+   * An input read without task-lib's debug echo and NOT masked: public values where a user may paste a secret by
+   * mistake (an age identity in encryptionRecipients), so the caller can mask just that part.
+   */
+  quietInput(name: string): string | undefined;
   /** A pipeline variable (`System.CollectionUri`, `Agent.TempDirectory`, …), or `undefined`. */
   variable(name: string): string | undefined;
   /**

@@ -28,12 +28,16 @@ export class TaskLibHost implements TaskHost {
   }
 
   secretInput(name: string): string | undefined {
+    const value = this.quietInput(name);
+    if (value) this.setSecret(value);
+    return value;
+  }
+
+  quietInput(name: string): string | undefined {
     // tl.getInput would print `name=value` in a debug line first; read the vault it reads, without the echo.
     const vault = (tlInternal as unknown as { _vault?: { retrieveSecret(key: string): string | undefined } })._vault;
     const value = (vault ? vault.retrieveSecret(`INPUT_${tlInternal._getVariableKey(name)}`) : tl.getInput(name, false))?.trim();
-    if (!value) return undefined;
-    this.setSecret(value);
-    return value;
+    return value ? value : undefined;
   }
 
   variable(name: string): string | undefined {

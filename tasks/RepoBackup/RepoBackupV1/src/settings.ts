@@ -84,11 +84,17 @@ export async function readBackupSettings(host: TaskHost, taskVersion: string, no
   };
 }
 
-/** `encryptionRecipients`: age public keys, one per line; empty = no encryption. Only public keys: nothing here is secret. */
-export function readEncryption(host: Pick<TaskHost, 'input'>): BackupSettings['encryption'] {
+/**
+ * `encryptionRecipients`: age public keys, one per line; empty = no encryption. Only public keys belong here, but a
+ * pasted identity must not be echoed: the input is read without task-lib's debug echo, and a secret-looking line is
+ * masked before it is refused.
+ */
+export function readEncryption(host: Pick<TaskHost, 'quietInput' | 'setSecret'>): BackupSettings['encryption'] {
   let recipients: AgeRecipient[];
+  const text = host.quietInput('encryptionRecipients');
+  for (const line of (text ?? '').split(/\r?\n/)) if (/^AGE-SECRET-KEY-/i.test(line.trim())) host.setSecret(line.trim());
   try {
-    recipients = parseRecipients(host.input('encryptionRecipients'));
+    recipients = parseRecipients(text);
   } catch (err) {
     if (err instanceof KeyFormatError) throw new InputError('encryptionRecipients', err.message.replace(/^Input 'encryptionRecipients'(, |: )?/, ''));
     throw err;
