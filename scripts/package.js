@@ -136,7 +136,11 @@ function main() {
     const rel = path.relative(root, v.versionDir);
     const task = JSON.parse(fs.readFileSync(v.taskJsonPath, 'utf8'));
     const out = path.join(stage, rel);
-    copyFile(v.taskJsonPath, path.join(out, 'task.json'));
+    // The task's help link names the Marketplace item; with another publisher it must name that publisher's item.
+    const staged = fs.readFileSync(v.taskJsonPath, 'utf8');
+    const itemName = `itemName=${manifest.publisher}.${manifest.id}`;
+    fs.mkdirSync(out, { recursive: true });
+    fs.writeFileSync(path.join(out, 'task.json'), publisher === manifest.publisher ? staged : staged.split(itemName).join(`itemName=${publisher}.${manifest.id}`));
     const dist = path.join(v.versionDir, 'dist');
     if (!fs.existsSync(dist)) fail(`${toPosix(rel)}/dist is missing: run \`npm run build\` first (or use \`npm run package\`)`);
     copyRuntimeDir(dist, path.join(out, 'dist'));

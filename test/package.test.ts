@@ -483,6 +483,11 @@ describe('extension package (.vsix)', function () {
     const a = runPackage(['--publisher', 'my-private-pub', '--out-dir', out, '--stage', path.join(work, 'stage-a')]);
     assert.strictEqual(a.status, 0, a.output);
     assert.ok(fs.existsSync(path.join(out, `my-private-pub.${manifest.id}-${pkg.version}.vsix`)), a.output);
+    // Each task's help link points at the item of the publisher it is packaged under.
+    for (const d of repoVersionDirs) {
+      const helpUrl = readJson(path.join(work, 'stage-a', d, 'task.json')).helpUrl as string;
+      assert.strictEqual(helpUrl, `https://marketplace.visualstudio.com/items?itemName=my-private-pub.${manifest.id}`, d);
+    }
     const b = runPackage(['--out-dir', out, '--stage', path.join(work, 'stage-b')], { REPOBACKUP_PUBLISHER: 'env-pub' });
     assert.strictEqual(b.status, 0, b.output);
     assert.ok(fs.existsSync(path.join(out, `env-pub.${manifest.id}-${pkg.version}.vsix`)), b.output);
