@@ -126,6 +126,16 @@ describe('Service connection (workload identity federation): no SAS, no PAT', fu
     assert.ok(restored, 'the target repository was created');
     assert.deepStrictEqual(await refMap(restored.gitDir), Object.fromEntries(Object.entries(corpus.repos.assets.refs).filter(([n]) => !n.startsWith('refs/pull/'))));
 
+    // The restore drill (mode: verify) reads the same run with the same connection: Entra for Blob and for git ls-remote.
+    const reportPath = path.join(tmpDir('report'), 'verify.json');
+    const drill = await task(RESTORE, { ...blobInputs(), source: 'azureBlob', authType: 'serviceConnection', mode: 'verify', repository: 'Team Alpha/*', reportPath });
+    const drilled = (JSON.parse(fs.readFileSync(reportPath, 'utf8')).repositories as Array<{ repository: string; status: string }>);
+    assert.strictEqual(drill.result?.result, 'Succeeded', `${JSON.stringify(drilled)}\n${explain(drill)}`);
+    // Every archive identical; the disabled repository (skipped by the backup, which Succeeded) is listed as skipped.
+    const expected = corpus.all.filter((x) => x.project === 'Team Alpha');
+    assert.strictEqual(drilled.length, expected.length, JSON.stringify(drilled));
+    for (const d of drilled) assert.strictEqual(d.status, expected.find((x) => x.name === d.repository)?.disabled ? 'skipped' : 'identical', JSON.stringify(d));
+
     // Every token was registered with the masker before use, and none is anywhere it must not be.
     const masked = new Set(runs.flatMap((r) => r.lines.filter((l) => l.startsWith('##vso[task.setsecret]')).map((l) => l.slice('##vso[task.setsecret]'.length))));
     for (const t of [...oidc.issued, ...entra.issued]) assert.ok(masked.has(t), 'every OIDC and Entra token is masked (setSecret)');

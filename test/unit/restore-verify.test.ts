@@ -34,6 +34,9 @@ describe('restore verify', () => {
     assert.match(outcome('deleted').message, /1 live repository is gone/);
     assert.strictEqual(outcome('failed').outcome, 'SucceededWithIssues');
     assert.strictEqual(outcome('identical', 'deleted', 'corrupt').outcome, 'Failed');
+    // Skipped by the backup by design (disabled): listed, not counted as checked, not an issue.
+    assert.deepStrictEqual(outcome('identical', 'skipped'), { outcome: 'Succeeded', message: 'Verified 1 archives: 1 identical; 1 listed without an archive, skipped by the backup (P/r1).' });
+    assert.strictEqual(outcome('skipped', 'failed').outcome, 'SucceededWithIssues');
     report.repositories = [];
     report.error = 'no manifest';
     assert.deepStrictEqual(verifyOutcome(report), { outcome: 'Failed', message: 'no manifest' });

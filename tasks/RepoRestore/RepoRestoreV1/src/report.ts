@@ -108,7 +108,7 @@ export function summaryMarkdown(report: RestoreReport, sourceDescription: string
   return lines.join('\n') + '\n';
 }
 
-const STATUS_ICON: Record<VerifyStatus, string> = { identical: '✅', behind: '✅', diverged: '⚠️', deleted: '🚨', corrupt: '❌', failed: '⚠️' };
+const STATUS_ICON: Record<VerifyStatus, string> = { identical: '✅', behind: '✅', diverged: '⚠️', deleted: '🚨', corrupt: '❌', failed: '⚠️', skipped: '⏭️' };
 
 /** The restore drill's summary: every repository with its status. */
 export function verifySummaryMarkdown(report: VerifyReport, outcome: { outcome: string; message: string }): string {
@@ -123,6 +123,6 @@ export function verifySummaryMarkdown(report: VerifyReport, outcome: { outcome: 
     for (const r of report.repositories) lines.push(`| ${cell(`${r.project}/${r.repository}`)} | ${STATUS_ICON[r.status]} ${r.status} | ${cell(r.details)} |`);
   }
   for (const w of report.warnings) lines.push('', `> ⚠️ ${cell(w)}`);
-  lines.push('', 'Statuses: **identical** every ref equal · **behind** the live repository only moved forward (proven by ancestry) · **diverged** a ref was rewritten or deleted since the backup · **deleted** the live repository is gone · **corrupt** hash, extraction, fsck or LFS check failed · **failed** could not be checked.');
+  lines.push('', 'Statuses: **identical** every ref equal · **behind** the live repository only moved forward (proven by ancestry) · **diverged** a ref was rewritten or deleted since the backup · **deleted** the live repository is gone · **corrupt** hash, extraction, fsck or LFS check failed · **failed** could not be checked · **skipped** the backup left it out by design (e.g. disabled in Azure DevOps), nothing to check.');
   return lines.join('\n') + '\n';
 }

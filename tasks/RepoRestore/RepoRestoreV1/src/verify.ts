@@ -23,7 +23,8 @@ import { pushError } from './push';
 import { VerifySettings } from './settings';
 import { credentialWarning, unpackArchive } from './unpack';
 
-export type VerifyStatus = 'identical' | 'behind' | 'diverged' | 'deleted' | 'corrupt' | 'failed';
+/** `skipped`: the backup left it out by design (disabled in Azure DevOps, a dry run): nothing to check, not a failure. */
+export type VerifyStatus = 'identical' | 'behind' | 'diverged' | 'deleted' | 'corrupt' | 'failed' | 'skipped';
 
 export interface VerifyResult {
   project: string;
@@ -135,6 +136,9 @@ export async function verifyOne(entry: ManifestEntry, manifest: string, settings
   const label = `${entry.project}/${entry.repository}`;
   if (!entry.archive) {
     result.details = `the backup has no archive of it (status ${entry.status}${entry.error ? `: ${entry.error}` : ''}); it was not backed up in this run`;
+    // A repository the backup skipped by design (its run did not fail over it) is not a failed check; one whose
+    // backup failed is.
+    if (entry.status === 'skipped') result.status = 'skipped';
     return result;
   }
   const format = formatOfName(entry.archive);
@@ -205,9 +209,10 @@ export async function verifyOne(entry: ManifestEntry, manifest: string, settings
 export function verifyOutcome(report: VerifyReport): { outcome: TaskOutcome; message: string } {
   if (report.error) return { outcome: 'Failed', message: report.error };
   const count = (s: VerifyStatus) => report.repositories.filter((r) => r.status === s).length;
-  const c = Object.fromEntries((['identical', 'behind', 'diverged', 'deleted', 'corrupt', 'failed'] as const).map((s) => [s, count(s)])) as Record<VerifyStatus, number>;
-  const counts = (Object.entries(c) as Array<[VerifyStatus, number]>).filter(([, n]) => n > 0).map(([s, n]) => `${n} ${s}`).join(', ');
-  const total = report.repositories.length;
+  const c = Object.fromEntries((['identical', 'behind', 'diverged', 'deleted', 'corrupt', 'failed', 'skipped'] as const).map((s) => [s, count(s)])) as Record<VerifyStatus, number>;
+  const counts = (Object.entries(c) as Array<[VerifyStatus, number]>).filter(([s, n]) => n > 0 && s !== 'skipped').map(([s, n]) => `${n} ${s}`).join(', ') +
+    (c.skipped ? `; ${c.skipped} listed without an archive, skipped by the backup (${report.repositories.filter((r) => r.status === 'skipped').slice(0, 3).map((r) => `${r.project}/${r.repository}`).join(', ')}${c.skipped > 3 ? ', …' : ''})` : '');
+  const total = report.repositories.length - c.skipped;
   if (c.corrupt > 0) {
     return { outcome: 'Failed', message: `${c.corrupt} of ${total} archives are corrupt (${report.repositories.filter((r) => r.status === 'corrupt').slice(0, 3).map((r) => `${r.project}/${r.repository}`).join(', ')}${c.corrupt > 3 ? ', …' : ''}): ${counts}. Re-run the backup; restore those repositories from an older backup if needed.` };
   }
