@@ -17,8 +17,10 @@ export interface RepoInfo {
   /** Clone URL without user info. */
   remoteUrl: string;
   defaultBranch?: string;
-  /** Bytes, as Azure DevOps reports them (0 for an empty repository). */
+  /** Bytes, as Azure DevOps reports them (0 for an empty repository, and when it reports none: see `sizeUnknown`). */
   size: number;
+  /** Azure DevOps reported no size (Azure DevOps Server lists repositories without it): `size` is 0 but means nothing. */
+  sizeUnknown?: boolean;
   isDisabled: boolean;
   /** Azure DevOps is maintaining the repository (e.g. a repack or move): it cannot be cloned now. */
   isInMaintenance: boolean;
@@ -296,13 +298,15 @@ function toRepoInfo(r: GitRepository | null | undefined): RepoInfo | undefined {
   } catch {
     return undefined;
   }
+  const sized = typeof r.size === 'number' && Number.isFinite(r.size) && r.size >= 0;
   return {
     id: r.id,
     name: r.name,
     project: { id: r.project.id, name: r.project.name },
     remoteUrl,
     defaultBranch: isText(r.defaultBranch) ? r.defaultBranch : undefined,
-    size: typeof r.size === 'number' && Number.isFinite(r.size) && r.size >= 0 ? r.size : 0,
+    size: sized ? r.size! : 0,
+    ...(sized ? {} : { sizeUnknown: true }),
     isDisabled: r.isDisabled === true,
     isInMaintenance: r.isInMaintenance === true,
     isWiki: r.name.toLowerCase() === `${r.project.name.toLowerCase()}.wiki`,
