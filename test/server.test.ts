@@ -151,6 +151,7 @@ for (const flavor of ['server2020', 'server2022'] as Flavor[]) {
       assert.deepStrictEqual(await refMap(target.gitDir), await refMap(assets.repo.gitDir));
       for (const oid of new Set(assets.lfs.map((l) => l.oid))) assert.ok(fs.existsSync(standin.lfsObjectPath(target, oid)), `LFS ${oid} uploaded`);
       assert.ok(standin.requests.some((r) => r.authScheme === 'Basic'), 'the PAT went as Basic');
+      assert.deepStrictEqual(standin.requests.filter((r) => r.status === 400).map((r) => r.url), [], 'no request above the Server\'s versions');
     });
 
     it('runs the verify drill over the whole backup: every archive matches the live repository', async () => {
@@ -158,8 +159,12 @@ for (const flavor of ['server2020', 'server2022'] as Flavor[]) {
       const reportPath = path.join(tmpDir('srv-report'), 'verify.json');
       const run = await task('verify', RESTORE, { mode: 'verify', ...source, reportPath });
       assert.ok(/^Succeeded/.test(run.result?.result ?? ''), explain(run));
+      assert.deepStrictEqual(standin.requests.filter((r) => r.status === 400).map((r) => r.url), [], 'no request above the Server\'s versions');
       const report = JSON.parse(fs.readFileSync(reportPath, 'utf8'));
-      assert.ok(report, 'a report was written');
+      const statuses = Object.fromEntries(report.repositories.map((r: { project: string; repository: string; status: string }) => [`${r.project}/${r.repository}`, r.status]));
+      // Every archive of the backup is identical to its live repository (the disabled one has no archive).
+      const expected = Object.fromEntries(corpus.all.filter((r) => !r.disabled).map((r) => [`${r.project}/${r.name}`, 'identical']));
+      for (const [name, status] of Object.entries(expected)) assert.strictEqual(statuses[name], status, `${name}: ${JSON.stringify(report.repositories.find((r: { repository: string }) => name.endsWith(`/${r.repository}`)))}`);
     });
   });
 }

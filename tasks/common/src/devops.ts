@@ -242,8 +242,12 @@ export class DevOpsClient {
         ? 'Give the PAT scope Code (Read) and make sure its user has Read on Repositories in every project to back up (Project settings → Repositories → Security).'
         : 'Give the project build service identity Read on Repositories (Project settings → Repositories → Security); to back up every project, turn off "Limit job authorization scope to current project" (Organization settings and Project settings → Pipelines → Settings).'}`);
     }
+    if (status === 400 && /VssVersionOutOfRange|REST API version .* is out of range/i.test(detail)) {
+      return new RunError(`${what}: ${this.orgUrl} is an Azure DevOps Server older than this task supports (${detail.replace(/\s+/g, ' ').slice(0, 200)}). ` +
+        'The tasks speak REST 6.0 and later: Azure DevOps Services and Azure DevOps Server 2020 and later. Upgrade the Server, or back it up with plain git.');
+    }
     if (status === 404 && /listing|connecting/.test(what)) {
-      return new RunError(`${what}: ${this.orgUrl} answered 404. Check organizationUrl: it must be the organization (collection) URL, e.g. https://dev.azure.com/<org>/.`);
+      return new RunError(`${what}: ${this.orgUrl} answered 404. Check organizationUrl: it must be the organization (collection) URL, e.g. https://dev.azure.com/<org>/, or on Azure DevOps Server https://<server>/tfs/<collection>/.`);
     }
     // An HTML page or anything else that is not Azure DevOps' JSON: parse errors, or location look-ups that come
     // back empty ("Failed to find api location"), or a library tripping over a missing field (TypeError).
