@@ -127,6 +127,7 @@ for (const flavor of ['server2020', 'server2022'] as Flavor[]) {
         const file = files.get(entry.archive!)!;
         assert.strictEqual(entry.sha256, sha256(file.bytes));
         assert.strictEqual(entry.refs, Object.keys(source.refs).length);
+        assert.strictEqual((entry as unknown as { sourceSize: unknown }).sourceSize, null, 'no size claimed where the Server reported none');
         const dir = await assertArchiveMatches(file.bytes, entry.archive!, source);
         assertNoSecretInBytes(`archive ${entry.archive}`, [file.bytes, ...allFileBytes(dir)], [TOKEN, PAT, sig].filter(Boolean));
       }
@@ -176,6 +177,7 @@ describe('Azure DevOps Server: clone URLs on another host (trustedHosts)', funct
   this.timeout(180_000);
   let standin: DevOpsStandIn;
   let corpus: StandardCorpus;
+  let trustedFolder = '';
 
   before(async function () {
     this.timeout(120_000);
@@ -216,7 +218,7 @@ describe('Azure DevOps Server: clone URLs on another host (trustedHosts)', funct
 
   it('sends it there once trustedHosts names the host, and backs those repositories up', async () => {
     standin.clearLog();
-    const folder = tmpDir('hosts-trusted');
+    const folder = trustedFolder = tmpDir('hosts-trusted');
     const run = await runTask(BACKUP, {
       inputs: { organizationUrl: standin.orgUrl, destination: 'folder', folderPath: folder, trustedHosts: 'git.example.invalid, LOCALHOST' },
       orgUrl: standin.orgUrl, token: TOKEN, tempDir: tmpDir('run'),
@@ -225,6 +227,25 @@ describe('Azure DevOps Server: clone URLs on another host (trustedHosts)', funct
     assert.strictEqual(run.result?.result, 'Succeeded', explain(run));
     assert.match(run.result!.message, /5 backed up, 0 failed, 1 skipped/);
     assert.ok(otherHost().some((r) => r.route === 'git' && r.authScheme === 'Bearer' && r.status === 200), 'the clone went to the other host with the token');
+  });
+
+  it('the verify drill gives no token to the other host either: those repositories are not compared, the run is not Succeeded', async () => {
+    // The backup of the previous test holds api and the wiki (cloned from localhost with trustedHosts).
+    standin.clearLog();
+    const reportPath = path.join(tmpDir('hosts-verify'), 'verify.json');
+    const run = await runTask(RESTORE, {
+      inputs: { organizationUrl: standin.orgUrl, mode: 'verify', source: 'folder', folderPath: trustedFolder, reportPath }, orgUrl: standin.orgUrl, token: TOKEN, tempDir: tmpDir('run'),
+    });
+    assertNoSecretInOutput(run, [TOKEN, PAT]);
+    assert.notStrictEqual(run.result?.result, 'Succeeded', explain(run));
+    const report = JSON.parse(fs.readFileSync(reportPath, 'utf8'));
+    const by = (name: string) => report.repositories.find((r: { repository: string }) => r.repository === name);
+    for (const name of ['api', 'Team Alpha.wiki']) {
+      assert.strictEqual(by(name)?.status, 'failed', JSON.stringify(by(name)));
+      assert.match(by(name).details, /localhost:\d+.*trustedHosts/);
+    }
+    assert.strictEqual(by('assets')?.status, 'identical');
+    assert.deepStrictEqual(otherHost().map((r) => `${r.method} ${r.url}`), [], 'no request reached the other host');
   });
 
   it('refuses a trustedHosts entry that is not a host name before any request', async () => {
