@@ -176,9 +176,10 @@ export function parseTrustedHosts(raw: string | undefined, input = 'trustedHosts
 /** git was asked to use the token for a clone URL on a host the token may not go to. */
 export class UntrustedHostError extends RunError {
   readonly host: string;
-  constructor(url: string, scope: TokenScope) {
+  /** `subject` names the URL (default: the URL itself), `consequence` what was not done (default: git was not run against it). */
+  constructor(url: string, scope: TokenScope, consequence = 'so git was not run against it', subject = `The clone URL ${safeUrl(url)}`) {
     const host = TokenScope.hostOf(url);
-    super(`its clone URL is on host ${host}, which is not the collection URL's host: the token is sent only to ${scope.describe()}, so it was NOT cloned. ` +
+    super(`${subject} is on host ${host}, which is not the collection URL's host: the token is sent only to ${scope.describe()}, ${consequence}. ` +
       `If ${host} is your Azure DevOps (e.g. the Server's public URL differs from the one the agent uses), add it to the trustedHosts input.`);
     this.name = 'UntrustedHostError';
     this.host = host;

@@ -98,7 +98,7 @@ export function makePlan(input: PlanInput): Plan {
     else if (repo.isInMaintenance) {
       skipped.push({ repo, warn: true, reason: 'repository is in maintenance in Azure DevOps (isInMaintenance) and cannot be cloned now: it is NOT in this backup; run the backup again once the maintenance is over' });
     } else if (input.tokenScope && !input.tokenScope.allows(repo.remoteUrl)) {
-      const reason = new UntrustedHostError(repo.remoteUrl, input.tokenScope).message;
+      const reason = new UntrustedHostError(repo.remoteUrl, input.tokenScope, 'so it was NOT cloned and is not in this backup', 'its clone URL').message;
       skipped.push({ repo, warn: true, reason, gap: `${repo.project.name}/${repo.name}${repo.isWiki ? ' (wiki)' : ''}: ${reason}` });
     } else selected.push({ repo, archive: `${archiveFolder}/${names.get(repo.id)}` });
   }
