@@ -686,7 +686,7 @@ function listFiles(dir: string, base = dir): string[] {
 }
 
 // Where the extension installs and which agents run its tasks (README "Azure DevOps Server"): Services and Azure
-// DevOps Server 2022 and later (major version 19; the 3.x agents that have Node20_1 come with 2022.1), and the first
+// DevOps Server 2022.1 (build 19.225.34309.2) and later, the first Server that runs 3.x agents, and the first
 // agent that has a handler both tasks declare. The agent runs the highest handler it knows: Node24 from 4.265.1,
 // otherwise Node20_1, which it has from 3.232.1; below that it has neither and cannot run the task at all.
 describe('targets and minimum agent', () => {
@@ -697,11 +697,11 @@ describe('targets and minimum agent', () => {
     return false;
   };
 
-  it('vss-extension.json targets Services and Azure DevOps Server 2022 and later, nothing else', () => {
+  it('vss-extension.json targets Services and Azure DevOps Server 2022.1 and later, nothing else', () => {
     const manifest = readJson(path.join(root, 'vss-extension.json'));
     assert.deepStrictEqual(manifest.targets, [
       { id: 'Microsoft.VisualStudio.Services' },
-      { id: 'Microsoft.TeamFoundation.Server', version: '[19.0,)' },
+      { id: 'Microsoft.TeamFoundation.Server', version: '[19.225,)' },
     ]);
   });
 
