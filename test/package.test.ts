@@ -689,3 +689,35 @@ function listFiles(dir: string, base = dir): string[] {
   }
   return out;
 }
+
+// Where the extension installs and which agents run its tasks (README "Azure DevOps Server"): Services and Azure
+// DevOps Server 2022.1 (build 19.225.34309.2) and later, the first Server that runs 3.x agents, and the first
+// agent that has a handler both tasks declare. The agent runs the highest handler it knows: Node24 from 4.265.1,
+// otherwise Node20_1, which it has from 3.232.1; below that it has neither and cannot run the task at all.
+describe('targets and minimum agent', () => {
+  const FIRST_HANDLER_AGENT: Record<string, string> = { Node20_1: '3.232.1', Node24: '4.265.1' };
+  const older = (a: string, b: string) => {
+    const [x, y] = [a, b].map((v) => v.split('.').map(Number));
+    for (let i = 0; i < 3; i++) if ((x[i] ?? 0) !== (y[i] ?? 0)) return (x[i] ?? 0) < (y[i] ?? 0);
+    return false;
+  };
+
+  it('vss-extension.json targets Services and Azure DevOps Server 2022.1 and later, nothing else', () => {
+    const manifest = readJson(path.join(root, 'vss-extension.json'));
+    assert.deepStrictEqual(manifest.targets, [
+      { id: 'Microsoft.VisualStudio.Services' },
+      { id: 'Microsoft.TeamFoundation.Server', version: '[19.225,)' },
+    ]);
+  });
+
+  for (const dir of repoTaskVersionDirs()) {
+    it(`${dir}: minimumAgentVersion is the first agent with one of its handlers (${Object.entries(FIRST_HANDLER_AGENT).map(([h, v]) => `${h} ${v}`).join(', ')})`, () => {
+      const task = readJson(path.join(root, dir, 'task.json'));
+      const handlers = Object.keys(task.execution);
+      assert.ok(handlers.every((h) => h in FIRST_HANDLER_AGENT), `handlers ${handlers}`);
+      const first = handlers.map((h) => FIRST_HANDLER_AGENT[h]).reduce((a, b) => (older(a, b) ? a : b));
+      assert.strictEqual(first, '3.232.1');
+      assert.strictEqual(task.minimumAgentVersion, first);
+    });
+  }
+});

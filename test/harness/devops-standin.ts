@@ -72,6 +72,8 @@ export interface RequestLogEntry {
   remoteAddress?: string;
   /** `Date.now()` when the response closed (absent while open). */
   endedAt?: number;
+  /** The Host header the request came with (e.g. `localhost:<port>` for a clone URL on another host name). */
+  host?: string;
 }
 
 export interface Faults {
@@ -122,7 +124,26 @@ export interface StandInOptions {
    * other than an IP literal or `localhost` makes clients that never proxy loopback addresses (git-lfs) use a proxy.
    */
   hostName?: string;
+  /**
+   * Which product to play (default `services`). `server2020` / `server2022` play Azure DevOps Server 2020 / 2022:
+   * the collection URL has a path (`http://127.0.0.1:<port>/tfs/<org>/`, `org` being the collection name, e.g.
+   * DefaultCollection) and every route lives under it; the OPTIONS location answers carry the Server's maxVersion
+   * (6.0 / 7.0) and a request with a higher api-version is refused with 400 VssVersionOutOfRangeException as the
+   * Server refuses it; repositories are listed without `size` (and, on 2020, without `isInMaintenance`); remote
+   * URLs carry no user name; the pipeline general settings answer as that version's (6.0-preview.1 on 2020, without
+   * the release scope field). PAT (Basic) and the job token (Bearer) work; there is no NTLM.
+   */
+  flavor?: Flavor;
 }
+
+export type Flavor = 'services' | 'server2020' | 'server2022';
+
+/** What each product answers: the highest REST version, and the fields it reports. */
+export const FLAVORS: Record<Flavor, { maxVersion: string; releasedVersion: string; virtualDir?: string; reportsSize: boolean; reportsMaintenance: boolean; name: string }> = {
+  services: { maxVersion: '7.2', releasedVersion: '7.1', reportsSize: true, reportsMaintenance: true, name: 'Azure DevOps Services' },
+  server2020: { maxVersion: '6.0', releasedVersion: '6.0', virtualDir: 'tfs', reportsSize: false, reportsMaintenance: false, name: 'Azure DevOps Server 2020' },
+  server2022: { maxVersion: '7.0', releasedVersion: '7.0', virtualDir: 'tfs', reportsSize: false, reportsMaintenance: true, name: 'Azure DevOps Server 2022' },
+};
 
 const AREAS = {
   location: { id: 'e81700f7-3be2-46de-8624-2eb35882fcaa', name: 'Location' },
@@ -143,8 +164,8 @@ interface ApiLocation {
   releasedVersion: string;
 }
 
-const loc = (id: string, area: string, resourceName: string, routeTemplate: string, resourceVersion: number): ApiLocation => ({
-  id, area, resourceName, routeTemplate, resourceVersion, minVersion: '1.0', maxVersion: '7.2', releasedVersion: '7.1',
+const loc = (id: string, area: string, resourceName: string, routeTemplate: string, resourceVersion: number, preview = false): ApiLocation => ({
+  id, area, resourceName, routeTemplate, resourceVersion, minVersion: '1.0', maxVersion: '7.2', releasedVersion: preview ? '0.0' : '7.1',
 });
 
 const LOCATIONS: ApiLocation[] = [
@@ -154,7 +175,8 @@ const LOCATIONS: ApiLocation[] = [
   loc('225f7195-f9c7-4d14-ab28-a83f7ff77e1f', 'git', 'repositories', '{project}/_apis/{area}/{resource}/{repositoryId}', 2),
   loc('2d874a60-a811-4f62-9c9f-963a6ea0a55b', 'git', 'refs', '{project}/_apis/{area}/repositories/{repositoryId}/{resource}', 2),
   loc('288d122c-dbd4-451d-aa5f-7dbbba070728', 'wiki', 'wikis', '{project}/_apis/{area}/{resource}/{wikiIdentifier}', 2),
-  loc('c4aefd19-30ff-405b-80ad-aca021e7242a', 'build', 'generalsettings', '{project}/_apis/{area}/{resource}', 1),
+  // Preview-only on every product (the documented versions are 6.0-preview.1 … 7.2-preview.1).
+  loc('c4aefd19-30ff-405b-80ad-aca021e7242a', 'build', 'generalsettings', '{project}/_apis/{area}/{resource}', 1, true),
 ];
 
 /** A project's pipeline settings (`GET {project}/_apis/build/generalsettings`), the fields that limit the job token. */
@@ -248,9 +270,11 @@ export class DevOpsStandIn {
   private server!: http.Server;
   private port = 0;
   private readonly hostName: string;
+  readonly flavor: Flavor;
 
   private constructor(opts: StandInOptions) {
     this.org = opts.org;
+    this.flavor = opts.flavor ?? 'services';
     this.hostName = opts.hostName ?? '127.0.0.1';
     this.root = path.resolve(opts.root);
     this.tokens = {
@@ -279,9 +303,33 @@ export class DevOpsStandIn {
     return `http://${this.hostName}:${this.port}`;
   }
 
-  /** `http://127.0.0.1:<port>/<org>/` (the collection URL, trailing slash). */
+  /** The port the stand-in listens on (127.0.0.1). */
+  get listenPort(): number {
+    return this.port;
+  }
+
+  /** `http://127.0.0.1:<port>/<org>/` (the collection URL, trailing slash); on Server `http://127.0.0.1:<port>/tfs/<collection>/`. */
   get orgUrl(): string {
-    return `${this.baseUrl}/${encodeURIComponent(this.org)}/`;
+    return `${this.collectionBase()}/`;
+  }
+
+  /** The collection URL without the trailing slash, on `host` (default: the stand-in's own host name and port). */
+  private collectionBase(host = `${this.hostName}:${this.port}`): string {
+    const dir = FLAVORS[this.flavor].virtualDir;
+    return `http://${host}${dir ? `/${dir}` : ''}/${encodeURIComponent(this.org)}`;
+  }
+
+  /**
+   * Makes REST report the clone URL of `repo` on another host name (e.g. `localhost`, an internal name where the
+   * collection URL uses a public one), as a Server whose public URL differs from the one agents use does. The
+   * stand-in serves that host too (it must resolve to 127.0.0.1); `port` defaults to the stand-in's own.
+   */
+  setRemoteHost(repo: StandInRepo, hostName: string, port = this.port): void {
+    const url = new URL(repo.cloneUrl);
+    url.hostname = hostName;
+    url.port = String(port);
+    repo.cloneUrl = url.toString();
+    repo.remoteUrl = this.flavor === 'services' ? repo.cloneUrl.replace('http://', `http://${encodeURIComponent(this.org)}@`) : repo.cloneUrl;
   }
 
   /** A valid Authorization header value: the first bearer token, or `Basic` with the first PAT. */
@@ -345,10 +393,11 @@ export class DevOpsStandIn {
       fs.appendFileSync(path.join(gitDir, 'config'), REPO_CONFIG);
       fs.writeFileSync(path.join(gitDir, 'hooks', 'post-receive'), POST_RECEIVE_HOOK, { mode: 0o755 });
     }
-    const cloneUrl = `${this.baseUrl}/${encodeURIComponent(this.org)}/${encodeURIComponent(project.name)}/_git/${encodeURIComponent(name)}`;
+    const cloneUrl = `${this.collectionBase()}/${encodeURIComponent(project.name)}/_git/${encodeURIComponent(name)}`;
     const repo: StandInRepo = {
       id, name, project, gitDir, cloneUrl,
-      remoteUrl: cloneUrl.replace('http://', `http://${encodeURIComponent(this.org)}@`),
+      // Services puts the organization in the user info; a Server's clone URL has none.
+      remoteUrl: this.flavor === 'services' ? cloneUrl.replace('http://', `http://${encodeURIComponent(this.org)}@`) : cloneUrl,
       isDisabled: opts.isDisabled ?? false,
       isWiki: opts.wiki ?? false,
       wikiId: opts.wiki ? crypto.randomUUID() : undefined,
@@ -428,15 +477,18 @@ export class DevOpsStandIn {
     };
     const head = repo.virtual ? repo.virtualDefaultBranch : defaultBranchOf(repo.gitDir);
     if (head) json.defaultBranch = head;
+    const f = FLAVORS[this.flavor];
+    if (f.reportsSize) json.size = repo.listedSize ?? (repo.virtual ? 0 : dirSize(path.join(repo.gitDir, 'objects')));
     Object.assign(json, {
-      size: repo.listedSize ?? (repo.virtual ? 0 : dirSize(path.join(repo.gitDir, 'objects'))),
       remoteUrl: repo.remoteUrl,
-      sshUrl: `git@ssh.dev.azure.com:v3/${encodeURIComponent(this.org)}/${encProject}/${encName}`,
+      sshUrl: this.flavor === 'services'
+        ? `git@ssh.dev.azure.com:v3/${encodeURIComponent(this.org)}/${encProject}/${encName}`
+        : `ssh://${this.hostName}:22${new URL(this.orgUrl).pathname}${encProject}/_git/${encName}`,
       webUrl: `${this.orgUrl}${encProject}/_git/${encName}`,
       isDisabled: repo.isDisabled,
-      isInMaintenance: repo.isInMaintenance ?? false,
-      isFork: false,
     });
+    if (f.reportsMaintenance) json.isInMaintenance = repo.isInMaintenance ?? false;
+    json.isFork = false;
     return json;
   }
 
@@ -471,9 +523,13 @@ export class DevOpsStandIn {
     } catch {
       segs = [];
     }
+    // On Server everything lives under the virtual directory (`/tfs/<collection>/…`): anything else is not found.
+    const dir = FLAVORS[this.flavor].virtualDir;
+    const dirOk = !dir || sameName(segs[0] ?? '', dir);
+    if (dir) segs = segs.slice(1);
     const route: RequestLogEntry['route'] =
       segs[2] === '_git' ? (segs[4] === 'info' && segs[5] === 'lfs' ? 'lfs' : 'git') : 'rest';
-    const entry: RequestLogEntry = { method: req.method ?? 'GET', url: rawUrl, status: 0, route, at: Date.now(), remoteAddress: req.socket.remoteAddress };
+    const entry: RequestLogEntry = { method: req.method ?? 'GET', url: rawUrl, status: 0, route, at: Date.now(), remoteAddress: req.socket.remoteAddress, host: req.headers.host };
     const scheme = /^\s*(\S+)/.exec(req.headers.authorization ?? '')?.[1];
     if (scheme) entry.authScheme = scheme;
     this.requests.push(entry);
@@ -484,7 +540,9 @@ export class DevOpsStandIn {
     });
 
     try {
-      if (!segs.length || !sameName(segs[0], this.org)) throw new HttpError(404, `Organization not found: ${segs[0] ?? ''}`, 'NotFound');
+      if (!dirOk || !segs.length || !sameName(segs[0], this.org)) {
+        throw new HttpError(404, dir ? `TF400898: The collection ${segs[0] ?? ''} was not found under /${dir}.` : `Organization not found: ${segs[0] ?? ''}`, 'NotFound');
+      }
       if (route === 'rest' && segs.at(-1) === 'oidctoken' && segs[2] === '_apis' && segs[3] === 'distributedtask') {
         return this.oidcToken(req, res, query);
       }
@@ -500,7 +558,7 @@ export class DevOpsStandIn {
         throw new HttpError(503, `TF401043: The repository ${repo.name} is under maintenance and cannot be accessed now. Try again later.`, 'GitRepositoryInMaintenanceException');
       }
       if (route === 'lfs') return await this.lfs(req, res, repo, segs.slice(6));
-      const rest = rawPath.split('/').filter((s) => s !== '').slice(4).join('/');
+      const rest = rawPath.split('/').filter((s) => s !== '').slice(dir ? 5 : 4).join('/');
       return await this.git(req, res, repo, rest, qIndex < 0 ? '' : rawUrl.slice(qIndex + 1));
     } catch (err) {
       this.fail(res, route, err);
@@ -586,10 +644,23 @@ export class DevOpsStandIn {
     const raw = segs.slice(project ? 2 : 1);
     if ((project ? segs[1] : segs[0]) !== '_apis') throw new HttpError(404, 'Not found', 'NotFound');
 
+    const f = FLAVORS[this.flavor];
     if (method === 'OPTIONS' && !project) {
       const area = api[0];
-      const value = area ? LOCATIONS.filter((l) => l.area.toLowerCase() === area) : LOCATIONS;
+      const value = (area ? LOCATIONS.filter((l) => l.area.toLowerCase() === area) : LOCATIONS)
+        .map((l) => this.flavor === 'services' ? l : { ...l, maxVersion: f.maxVersion, releasedVersion: l.releasedVersion === '0.0' ? '0.0' : f.releasedVersion });
       return sendJson(res, 200, { count: value.length, value });
+    }
+    // The server refuses an api-version above the highest it knows, whatever the route (the client library
+    // negotiates down through OPTIONS; a hand-written URL with a newer version gets this).
+    const requested = query.get('api-version') ?? /api-version=([^;,\s]+)/i.exec(String(req.headers.accept ?? ''))?.[1];
+    if (requested) {
+      const m = /^(\d+)\.(\d+)/.exec(requested);
+      const [maxMajor, maxMinor] = f.maxVersion.split('.').map(Number);
+      if (m && (Number(m[1]) > maxMajor || (Number(m[1]) === maxMajor && Number(m[2]) > maxMinor))) {
+        throw new HttpError(400, `The requested REST API version of ${m[1]}.${m[2]} is out of range for this server. The latest REST API version this server supports is ${f.maxVersion}.`,
+          'VssVersionOutOfRangeException');
+      }
     }
     if (method === 'GET' && !project && api[0] === 'resourceareas') {
       const areas = Object.values(AREAS).map((a) => ({ id: a.id, name: a.name, locationUrl: this.orgUrl }));
@@ -637,7 +708,10 @@ export class DevOpsStandIn {
       }
     }
     if (method === 'GET' && project && api[0] === 'build' && api[1] === 'generalsettings' && api.length === 2) {
-      return sendJson(res, 200, this.generalSettings.get(project.id) ?? DEFAULT_GENERAL_SETTINGS);
+      const settings: Record<string, boolean> = { ...(this.generalSettings.get(project.id) ?? DEFAULT_GENERAL_SETTINGS) };
+      // 6.0 (Server 2020) has no release-pipeline scope setting.
+      if (this.flavor === 'server2020') delete settings.enforceJobAuthScopeForReleases;
+      return sendJson(res, 200, settings);
     }
     if (method === 'GET' && api[0] === 'wiki' && api[1] === 'wikis' && !api[2]) {
       const value = this.repos.filter((r) => r.isWiki && (!project || r.project.id === project.id) && visible(r.project)).map((r) => this.wikiJson(r));

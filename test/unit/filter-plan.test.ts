@@ -1,7 +1,8 @@
 import assert from 'assert';
 import { parseFilter } from '../../tasks/RepoBackup/RepoBackupV1/src/filter';
 import * as os from 'os';
-import { archiveNames, assignShards, makePlan, runStart, safeSegment, shardOf } from '../../tasks/RepoBackup/RepoBackupV1/src/plan';
+import { archiveNames, assignShards, makePlan, runStart, safeSegment, shardOf, unknownSizeNote } from '../../tasks/RepoBackup/RepoBackupV1/src/plan';
+import { TokenScope } from '../../tasks/common/src/credentials';
 import { readBackupSettings } from '../../tasks/RepoBackup/RepoBackupV1/src/settings';
 import { FakeHost } from './fake-host';
 import { RepoInfo } from '../../tasks/common/src/devops';
@@ -238,5 +239,50 @@ describe('run folder: one run, one folder', () => {
     for (const bad of [undefined, '', 'yesterday', '11/27/2026 23:59:58', '2026-02-30 10:00:00+00:00', '2026-11-27 24:00:00+00:00', '$(System.PipelineStartTime)']) {
       assert.deepStrictEqual(at(bad as string), { at: clock, from: 'clock' }, String(bad));
     }
+  });
+});
+
+describe('plan: Azure DevOps Server (no sizes, clone URLs on other hosts)', () => {
+  const base = {
+    filter: parseFilter('*/*'), includeWikis: true, format: 'zip' as const, shard: { position: 1, total: 1 },
+    organization: 'DefaultCollection', runId: '1', attempt: 1, startedAt: new Date('2026-12-02T00:00:05Z'),
+  };
+  const on = (host: string, project: string, name: string, extra: Partial<RepoInfo> = {}) =>
+    ({ ...repo(project, name, extra), remoteUrl: `https://${host}/tfs/DefaultCollection/${encodeURIComponent(project)}/_git/${encodeURIComponent(name)}` });
+
+  it('says when sizes are unknown, and what that changes (with and without shards)', () => {
+    assert.strictEqual(unknownSizeNote([repo('A', 'a')], 1), undefined);
+    const all = unknownSizeNote([repo('A', 'a', { size: 0, sizeUnknown: true }), repo('A', 'b', { size: 0, sizeUnknown: true })], 1)!;
+    assert.match(all, /no repository sizes for any repositories .*16 MiB.*name order/);
+    assert.doesNotMatch(all, /jobs/);
+    assert.match(unknownSizeNote([repo('A', 'a', { size: 0, sizeUnknown: true }), repo('A', 'b')], 3)!, /for 1 of the 2 repository .*the 3 jobs share them by a stable hash of their ids/);
+  });
+
+  it('shards repositories without sizes by id: every one in exactly one job, the same in every job', () => {
+    const repos = Array.from({ length: 60 }, (_, i) => repo('P', `r${i}`, { id: `00000000-0000-0000-0000-${String(i).padStart(12, '0')}`, size: 0, sizeUnknown: true }));
+    const seen = new Map<string, number>();
+    for (let position = 1; position <= 3; position++) {
+      for (const p of makePlan({ ...base, repos, shard: { position, total: 3 } }).selected) seen.set(p.repo.id, (seen.get(p.repo.id) ?? 0) + 1);
+    }
+    assert.strictEqual(seen.size, 60);
+    assert.ok([...seen.values()].every((n) => n === 1));
+  });
+
+  it('a repository whose clone URL is on a host the token may not go to is a gap naming it, the host and trustedHosts', () => {
+    const scope = new TokenScope('https://tfs.contoso.com/tfs/DefaultCollection/');
+    const plan = makePlan({
+      ...base, tokenScope: scope,
+      repos: [on('tfs.contoso.com', 'A', 'ok'), on('tfs01.corp.local', 'A', 'elsewhere'), on('tfs01.corp.local', 'A', 'A.wiki', { isWiki: true }), on('tfs01.corp.local', 'A', 'off', { isDisabled: true })],
+    });
+    assert.deepStrictEqual(plan.selected.map((p) => p.repo.name), ['ok']);
+    const gaps = plan.skipped.filter((s) => s.gap);
+    assert.deepStrictEqual(gaps.map((s) => s.repo.name), ['elsewhere', 'A.wiki']);
+    assert.ok(gaps.every((s) => s.warn && /host tfs01\.corp\.local.*trustedHosts/.test(s.gap!)));
+    assert.match(gaps[1].gap!, /^A\/A\.wiki \(wiki\): /);
+    // Disabled stays an ordinary skip (nothing to clone anyway).
+    assert.strictEqual(plan.skipped.find((s) => s.repo.name === 'off')?.gap, undefined);
+    // Named in trustedHosts: backed up.
+    const trusted = makePlan({ ...base, tokenScope: new TokenScope('https://tfs.contoso.com/tfs/DefaultCollection/', ['tfs01.corp.local']), repos: [on('tfs01.corp.local', 'A', 'elsewhere')] });
+    assert.deepStrictEqual(trusted.selected.map((p) => p.repo.name), ['elsewhere']);
   });
 });

@@ -17,8 +17,10 @@ export interface RepoInfo {
   /** Clone URL without user info. */
   remoteUrl: string;
   defaultBranch?: string;
-  /** Bytes, as Azure DevOps reports them (0 for an empty repository). */
+  /** Bytes, as Azure DevOps reports them (0 for an empty repository, and when it reports none: see `sizeUnknown`). */
   size: number;
+  /** Azure DevOps reported no size (Azure DevOps Server lists repositories without it): `size` is 0 but means nothing. */
+  sizeUnknown?: boolean;
   isDisabled: boolean;
   /** Azure DevOps is maintaining the repository (e.g. a repack or move): it cannot be cloned now. */
   isInMaintenance: boolean;
@@ -240,8 +242,12 @@ export class DevOpsClient {
         ? 'Give the PAT scope Code (Read) and make sure its user has Read on Repositories in every project to back up (Project settings → Repositories → Security).'
         : 'Give the project build service identity Read on Repositories (Project settings → Repositories → Security); to back up every project, turn off "Limit job authorization scope to current project" (Organization settings and Project settings → Pipelines → Settings).'}`);
     }
+    if (status === 400 && /VssVersionOutOfRange|REST API version .* is out of range/i.test(detail)) {
+      return new RunError(`${what}: ${this.orgUrl} is an Azure DevOps Server older than this task supports (${detail.replace(/\s+/g, ' ').slice(0, 200)}). ` +
+        'The tasks speak REST 6.0 and later: Azure DevOps Services and Azure DevOps Server 2020 and later. Upgrade the Server, or back it up with plain git.');
+    }
     if (status === 404 && /listing|connecting/.test(what)) {
-      return new RunError(`${what}: ${this.orgUrl} answered 404. Check organizationUrl: it must be the organization (collection) URL, e.g. https://dev.azure.com/<org>/.`);
+      return new RunError(`${what}: ${this.orgUrl} answered 404. Check organizationUrl: it must be the organization (collection) URL, e.g. https://dev.azure.com/<org>/, or on Azure DevOps Server https://<server>/tfs/<collection>/.`);
     }
     // An HTML page or anything else that is not Azure DevOps' JSON: parse errors, or location look-ups that come
     // back empty ("Failed to find api location"), or a library tripping over a missing field (TypeError).
@@ -296,13 +302,15 @@ function toRepoInfo(r: GitRepository | null | undefined): RepoInfo | undefined {
   } catch {
     return undefined;
   }
+  const sized = typeof r.size === 'number' && Number.isFinite(r.size) && r.size >= 0;
   return {
     id: r.id,
     name: r.name,
     project: { id: r.project.id, name: r.project.name },
     remoteUrl,
     defaultBranch: isText(r.defaultBranch) ? r.defaultBranch : undefined,
-    size: typeof r.size === 'number' && Number.isFinite(r.size) && r.size >= 0 ? r.size : 0,
+    size: sized ? r.size! : 0,
+    ...(sized ? {} : { sizeUnknown: true }),
     isDisabled: r.isDisabled === true,
     isInMaintenance: r.isInMaintenance === true,
     isWiki: r.name.toLowerCase() === `${r.project.name.toLowerCase()}.wiki`,

@@ -18,7 +18,7 @@ import { classifyGitError, Git, GitError } from '../../../common/src/git';
 import { Logger } from '../../../common/src/host';
 import { defaultRetryPolicy, RetryDecision, RetryPolicy, withRetry } from '../../../common/src/retry';
 import { assessCoverage, Coverage, CoverageInput } from './coverage';
-import { makePlan, Plan, PlannedRepo } from './plan';
+import { makePlan, Plan, PlannedRepo, unknownSizeNote } from './plan';
 import { buildManifest, formatBytes, RepoResult, RunReport } from './report';
 import { BackupSettings } from './settings';
 import { freeBytes, inventoryMirror, usedBytes } from '../../../common/src/mirror';
@@ -64,10 +64,12 @@ export async function runBackup(settings: BackupSettings, deps: BackupDeps): Pro
       unusable.slice(0, 5).map((u) => `${u.label} (no ${u.missing.join(', ')})`).join('; ') + (unusable.length > 5 ? '; …' : '') +
       '. Azure DevOps (or a proxy in between) answered with incomplete data; run the backup again, and check the proxy if it persists.');
   }
+  const sizeNote = unknownSizeNote(repos, settings.shard.total);
+  if (sizeNote) log.info(sizeNote);
   const plan = makePlan({
     repos, filter: settings.filter, includeWikis: settings.includeWikis, format: settings.archiveFormat,
     shard: settings.shard, organization: settings.organization.name, runId: settings.run.id,
-    attempt: settings.run.attempt, startedAt: settings.run.startedAt,
+    attempt: settings.run.attempt, startedAt: settings.run.startedAt, tokenScope: settings.credentials.tokenScope,
   });
   if (settings.encryption) {
     // Encrypted archives are stored as <repo>.zip.age / <repo>.tar.gz.age: the name says what `age -d` gives back.
@@ -76,6 +78,8 @@ export async function runBackup(settings: BackupSettings, deps: BackupDeps): Pro
   }
   const coverage = await checkCoverage(settings, deps);
   for (const gap of coverage.gaps) log.error(gap);
+  // Repositories on a host the token may not go to: not cloned, and the run says which setting fixes it.
+  for (const s of plan.skipped) if (s.gap) coverage.gaps.push(s.gap);
   log.info(`${plan.listed} repositories listed; ${plan.selected.length} to back up, ${plan.skipped.length} skipped` +
     (settings.shard.total > 1 ? `, ${plan.otherShards} left to the other ${settings.shard.total - 1} job(s) (this is job ${settings.shard.position} of ${settings.shard.total})` : '') +
     ` (filter: ${settings.filter.describe()})`);
@@ -89,7 +93,7 @@ export async function runBackup(settings: BackupSettings, deps: BackupDeps): Pro
 
   const results: RepoResult[] = plan.skipped.map((s) => ({ repo: s.repo, status: 'skipped', error: s.reason, durationMs: 0 }));
   if (settings.dryRun) {
-    for (const p of plan.selected) log.info(`Would back up ${p.repo.project.name}/${p.repo.name} (${formatBytes(p.repo.size)}) → ${p.archive}`);
+    for (const p of plan.selected) log.info(`Would back up ${p.repo.project.name}/${p.repo.name} (${p.repo.sizeUnknown ? 'size unknown' : formatBytes(p.repo.size)}) → ${p.archive}`);
     return { plan, report: { results: [...results, ...plan.selected.map((p) => ({ repo: p.repo, status: 'skipped' as const, archive: p.archive, error: 'dry run', durationMs: 0 }))], startedAt, finishedAt: new Date(), warnings, gaps: coverage.gaps } };
   }
 

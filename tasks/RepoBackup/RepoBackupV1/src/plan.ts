@@ -4,6 +4,7 @@
  */
 import { createHash } from 'crypto';
 import { ArchiveFormat, archiveExtension } from '../../../common/src/archive';
+import { TokenScope, UntrustedHostError } from '../../../common/src/credentials';
 import { RepoInfo } from '../../../common/src/devops';
 import { MANIFESTS_PREFIX } from '../../../common/src/sources';
 import { RepoFilter } from './filter';
@@ -22,6 +23,8 @@ export interface SkippedRepo {
    * not end Succeeded over it. A disabled repository is the owner's choice and is not a warning.
    */
   warn?: boolean;
+  /** The repository is missing from the backup for a reason a setting fixes: the run ends Failed with this message. */
+  gap?: string;
 }
 
 export interface Plan {
@@ -60,6 +63,8 @@ export interface PlanInput {
   attempt: number;
   /** When the run started: System.PipelineStartTime (see runStart), the same for every job; else this job's clock. */
   startedAt: Date;
+  /** Where the token may go: a repository whose clone URL is elsewhere is not cloned (a gap naming trustedHosts). */
+  tokenScope?: TokenScope;
 }
 
 /**
@@ -92,6 +97,9 @@ export function makePlan(input: PlanInput): Plan {
     if (repo.isDisabled) skipped.push({ repo, reason: 'repository is disabled in Azure DevOps (it cannot be cloned)' });
     else if (repo.isInMaintenance) {
       skipped.push({ repo, warn: true, reason: 'repository is in maintenance in Azure DevOps (isInMaintenance) and cannot be cloned now: it is NOT in this backup; run the backup again once the maintenance is over' });
+    } else if (input.tokenScope && !input.tokenScope.allows(repo.remoteUrl)) {
+      const reason = new UntrustedHostError(repo.remoteUrl, input.tokenScope, 'so it was NOT cloned and is not in this backup', 'its clone URL').message;
+      skipped.push({ repo, warn: true, reason, gap: `${repo.project.name}/${repo.name}${repo.isWiki ? ' (wiki)' : ''}: ${reason}` });
     } else selected.push({ repo, archive: `${archiveFolder}/${names.get(repo.id)}` });
   }
   // Largest first: the long clones start early and the small ones fill the gaps.
@@ -147,6 +155,20 @@ function parsePipelineTime(raw: string | undefined): Date | undefined {
   const check = new Date(Date.UTC(+y, +mo - 1, +d, +h, +mi, +s));
   if (Number.isNaN(ms) || check.getUTCMonth() !== +mo - 1 || check.getUTCDate() !== +d || check.getUTCHours() !== +h || +mi > 59 || +s > 59) return undefined;
   return at;
+}
+
+/**
+ * The log line for a listing whose repositories have no size (Azure DevOps Server lists none), or undefined when
+ * every one has. Without sizes the free-space check before a clone cannot reserve the mirror's size, and the jobs
+ * of a sharded run share repositories by a stable hash of their ids (by count), not by bytes.
+ */
+export function unknownSizeNote(repos: Array<Pick<RepoInfo, 'sizeUnknown'>>, shardTotal: number): string | undefined {
+  const unknown = repos.filter((r) => r.sizeUnknown).length;
+  if (unknown === 0) return undefined;
+  return `Azure DevOps reports no repository sizes for ${unknown === repos.length ? 'any' : `${unknown} of the ${repos.length}`} repositor${unknown === 1 ? 'y' : 'ies'} (Azure DevOps Server lists repositories without them): ` +
+    'the free-space check before each clone reserves only the 16 MiB floor for those (a disk that fills up is reported as such when it happens), ' +
+    (shardTotal > 1 ? `the ${shardTotal} jobs share them by a stable hash of their ids (by count, not by bytes), ` : '') +
+    'and they are cloned in name order instead of largest first.';
 }
 
 /** Repositories below this listed size are sharded by hash alone; from it on, by size class. */

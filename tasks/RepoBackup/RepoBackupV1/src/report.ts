@@ -98,7 +98,8 @@ export function buildManifest(settings: BackupSettings, plan: Plan, report: RunR
       lfsObjects: r.lfsObjects ?? null,
       lfsBytes: r.lfsBytes ?? null,
       missingLfsObjects: r.missingLfsObjects?.length ? r.missingLfsObjects : undefined,
-      sourceSize: r.repo.size,
+      // null when Azure DevOps reported no size (Azure DevOps Server): 0 would claim an empty repository.
+      sourceSize: r.repo.sizeUnknown ? null : r.repo.size,
       mirrorBytes: r.mirrorBytes ?? null,
       error: r.error ?? null,
       durationMs: r.durationMs,

@@ -1,6 +1,6 @@
 /** RepoBackup@1's inputs → one typed, validated settings object. Every validation message lives here. */
 import { ArchiveFormat } from '../../../common/src/archive';
-import { DevOpsCredentials } from '../../../common/src/credentials';
+import { DevOpsCredentials, parseTrustedHosts, TokenScope } from '../../../common/src/credentials';
 import { AgeRecipient, KeyFormatError, parseRecipients } from '../../../common/src/encryption';
 import { InputError } from '../../../common/src/errors';
 import { TaskHost } from '../../../common/src/host';
@@ -61,7 +61,9 @@ export const MAX_CONCURRENCY = 64;
 
 export async function readBackupSettings(host: TaskHost, taskVersion: string, now = new Date()): Promise<BackupSettings> {
   const organization = readOrganization(host);
-  const credentials = readCredentials(host);
+  // Before the credentials: a bad entry fails before anything is set up.
+  const trustedHosts = parseTrustedHosts(host.input('trustedHosts'));
+  const credentials = readCredentials(host).restrictTo(new TokenScope(organization.url, trustedHosts));
   const destination = await readDestination(host, now);
   const filter = parseFilter(host.input('repositories'));
   const archiveFormat = readPickList(host, 'archiveFormat', ['zip', 'tar.gz'] as const, 'zip');

@@ -1,6 +1,6 @@
 /** RepoRestore@1's inputs → one typed, validated settings object. Every validation message lives here. */
 import { ArchiveFormat } from '../../../common/src/archive';
-import { DevOpsCredentials } from '../../../common/src/credentials';
+import { DevOpsCredentials, parseTrustedHosts, TokenScope } from '../../../common/src/credentials';
 import { InputError } from '../../../common/src/errors';
 import { AgeIdentity, KeyFormatError, parseIdentities } from '../../../common/src/encryption';
 import { formatOfName, isEncryptedName } from '../../../common/src/extract';
@@ -49,7 +49,7 @@ export function readMode(host: TaskHost): Mode {
 
 export async function readVerifySettings(host: TaskHost, taskVersion: string, now = new Date()): Promise<VerifySettings> {
   const organization = readOrganization(host);
-  const credentials = readCredentialsFor(host, 'Code (Read)');
+  const credentials = readCredentialsFor(host, 'Code (Read)').restrictTo(new TokenScope(organization.url, parseTrustedHosts(host.input('trustedHosts'))));
   if (host.input('archive')) {
     throw new InputError('archive', 'is for mode: restore. In mode: verify, pick the archives with repository (globs such as Team Alpha/*, one per line, ! to exclude) from manifest (or the newest backup run when manifest is empty).');
   }
@@ -95,7 +95,8 @@ export interface RestoreSettings {
 
 export async function readRestoreSettings(host: TaskHost, taskVersion: string, now = new Date()): Promise<RestoreSettings> {
   const organization = readOrganization(host);
-  const credentials = readCredentialsFor(host, 'Code (Read, write & manage) (Code (Read & write) is enough when the target repository already exists)');
+  const credentials = readCredentialsFor(host, 'Code (Read, write & manage) (Code (Read & write) is enough when the target repository already exists)')
+    .restrictTo(new TokenScope(organization.url, parseTrustedHosts(host.input('trustedHosts'))));
   const selection = readSelection(host);
   const source = await readSource(host, selection, now);
   const target = readTarget(host);
