@@ -10,6 +10,7 @@ import {
   assertArchiveMatches, assertNoSecretInBytes, assertNoSecretInOutput, assertNoSecretInUrls, readContainer, readFolder, sha256, StoredFile,
 } from './harness/checks';
 import { buildStandardCorpus, StandardCorpus } from './harness/corpus';
+import { AlreadyExistsError, BlobDestination, CopySourceError, defaultBlobTuning } from '../tasks/common/src/destinations';
 import { DevOpsStandIn } from './harness/devops-standin';
 import { runTask, TaskRun } from './harness/run-task';
 import { cleanupAll, git, tmpDir } from './harness/util';
@@ -246,6 +247,30 @@ describe('RepoBackup@1 incremental runs', function () {
       assert.strictEqual(files.get(`${e.archive}.sha256`)!.bytes.toString().split(' ')[0], e.sha256);
     }
     assert.strictEqual(standin.requests.slice(mark).filter((r) => /git-upload-pack$/.test(r.url.split('?')[0]) || r.route === 'lfs').length, 0);
+  });
+
+  it('BlobDestination.copyFrom above the sync-copy limit: Put Blob From URL (500 on Azurite 3.35 → asynchronous copy) and the asynchronous copy; never overwrites', async () => {
+    const { client, sasUrl } = await container();
+    const body = randomBytes(300_000);
+    const meta = { sha256: sha256(body), kind: 'test' };
+    await client.getBlockBlobClient('archives/a/prev.zip').uploadData(body, { metadata: meta });
+    const expected = { size: body.length, sha256: meta.sha256 };
+    const requests = azurite.requests().length;
+    for (const [label, tuning] of [['put-from-url', { syncCopyMax: 0 }], ['async', { syncCopyMax: 0, putFromUrlMax: 0 }], ['sync', {}]] as const) {
+      const dest = new BlobDestination(new URL(sasUrl), 'test', 'Cool', { ...defaultBlobTuning, maxTries: 2, retryDelayMs: 50, ...tuning });
+      const name = `archives/b/${label}.zip`;
+      await dest.copyFrom('archives/a/prev.zip', name, expected, { metadata: { ...meta, runid: label } });
+      const props = await client.getBlobClient(name).getProperties();
+      assert.strictEqual(props.contentLength, body.length, label);
+      assert.deepStrictEqual(props.metadata, { ...meta, runid: label }, label);
+      assert.strictEqual(props.accessTier, 'Cool', `${label}: the configured tier applies`);
+      assert.ok((await client.getBlobClient(name).downloadToBuffer()).equals(body), label);
+      await assert.rejects(dest.copyFrom('archives/a/prev.zip', name, expected, { metadata: meta }), AlreadyExistsError, `${label}: never overwrites`);
+      await assert.rejects(dest.copyFrom('archives/a/prev.zip', `${name}.x`, { ...expected, sha256: 'f'.repeat(64) }), CopySourceError);
+    }
+    const puts = azurite.requests().slice(requests).filter((r) => r.method === 'PUT' && /\/archives\/b\//.test(r.url)).map((r) => r.status);
+    console.log(`      Azurite answered the copy requests it logged with ${puts.join(', ')} (Put Blob From URL: 500)`);
+    assert.strictEqual(puts[0], 500, 'Put Blob From URL was tried first (Azurite 3.35 does not implement it)');
   });
 
   it('2. one repository changed (a new tag, a new commit, a default-branch change) → only that one in full', async () => {

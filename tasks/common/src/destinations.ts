@@ -87,6 +87,10 @@ export interface BlobUploadTuning {
   maxTries: number;
   /** Base delay of the storage client's own exponential retry, in ms (default 1000). */
   retryDelayMs?: number;
+  /** Copies up to this size use Copy Blob From URL (default SYNC_COPY_MAX, the service's limit). */
+  syncCopyMax?: number;
+  /** Copies up to this size (above syncCopyMax) use Put Blob From URL (default PUT_FROM_URL_MAX); larger ones the asynchronous Copy Blob. */
+  putFromUrlMax?: number;
 }
 
 /**
@@ -183,6 +187,8 @@ export class BlobDestination implements Destination {
   /** Why the configured tier is not used any more (set on the first refusal). */
   private tierRefusal?: string;
   private readonly notes: string[] = [];
+  /** Put Blob From URL was not served here: larger copies go straight to the asynchronous copy. */
+  private noPutFromUrl = false;
 
   /** The service connection whose Entra token is used instead of a SAS, if so. */
   private readonly connection?: string;
@@ -410,11 +416,11 @@ export class BlobDestination implements Destination {
     };
     const sourceConditions = etag ? { ifMatch: etag } : undefined;
     try {
-      if (size <= SYNC_COPY_MAX) {
+      if (size <= (this.tuning.syncCopyMax ?? SYNC_COPY_MAX)) {
         await target.syncCopyFromURL(sourceUrl, { ...common, sourceConditions, sourceAuthorization });
         return;
       }
-      if (size <= PUT_FROM_URL_MAX) {
+      if (size <= (this.tuning.putFromUrlMax ?? PUT_FROM_URL_MAX) && !this.noPutFromUrl) {
         try {
           await target.syncUploadFromURL(sourceUrl, {
             ...common, sourceAuthorization, copySourceBlobProperties: false,
@@ -423,8 +429,11 @@ export class BlobDestination implements Destination {
           });
           return;
         } catch (err) {
-          // Put Blob From URL is not implemented everywhere (the storage emulator): the asynchronous copy does the same.
-          if (errorCode(err).status !== 501) throw err;
+          // Put Blob From URL is not implemented everywhere (Azurite 3.35 answers 500 without an error code; 501
+          // elsewhere): the asynchronous copy does the same, and is used for the rest of the run.
+          const { status, code } = errorCode(err);
+          if (!(status === 501 || (status === 500 && !code))) throw err;
+          this.noPutFromUrl = true;
         }
       }
       const poller = await target.beginCopyFromURL(sourceUrl, { ...common, sourceConditions: etag ? { ifMatch: etag } : undefined, intervalInMs: 2000 });
