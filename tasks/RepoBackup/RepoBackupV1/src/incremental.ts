@@ -150,7 +150,7 @@ interface ReadManifest {
  * The newest complete previous run of `organization` (its path segment `orgSegment`) at the source: a run folder
  * other than `currentFolder` holding the manifest of every job of the run (`manifest.json`, or
  * `manifest.job-i-of-N.json` for every i), none of them incomplete (`coverage.complete: false`). Run folders are
- * tried newest first (by their newest manifest); an incomplete or unreadable one is passed over with an info line.
+ * tried newest first (by their date, then their newest manifest); an incomplete or unreadable one is passed over with an info line.
  * Undefined when there is none. A refused listing (no `l` right, a storage firewall) throws a RunError.
  */
 export async function findPreviousRun(
@@ -170,8 +170,11 @@ export async function findPreviousRun(
     if (!folders.has(folder)) folders.set(folder, []);
     folders.get(folder)!.push(m);
   }
+  // Newest first: by the run's date (the folder's `<yyyy-mm-dd>`), then by its newest manifest.
   const newest = (list: ManifestInfo[]) => Math.max(...list.map((m) => m.lastModified.getTime()));
-  const ordered = [...folders.entries()].sort((a, b) => newest(b[1]) - newest(a[1]) || (a[0] < b[0] ? 1 : -1));
+  const date = (folder: string) => folder.split('/')[1] ?? '';
+  const ordered = [...folders.entries()].sort((a, b) =>
+    (date(a[0]) < date(b[0]) ? 1 : date(a[0]) > date(b[0]) ? -1 : 0) || newest(b[1]) - newest(a[1]) || (a[0] < b[0] ? 1 : -1));
   for (const [folder, list] of ordered.slice(0, MAX_FOLDERS_TRIED)) {
     const why = await completeness(source, organization, list, signal);
     if (typeof why === 'string') {
