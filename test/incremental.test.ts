@@ -5,6 +5,7 @@ import assert from 'assert';
 import { randomBytes } from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
+import { generateBlobSASQueryParameters, StorageSharedKeyCredential } from '@azure/storage-blob';
 import { AzuriteHandle, startAzurite } from './harness/azurite';
 import {
   assertArchiveMatches, assertNoSecretInBytes, assertNoSecretInOutput, assertNoSecretInUrls, readContainer, readFolder, sha256, StoredFile,
@@ -192,6 +193,18 @@ describe('RepoBackup@1 incremental runs', function () {
     assert.strictEqual(run.result?.result, 'Failed');
     assert.match(run.result!.message, /Input 'sasUrl'.*sp=cw.*incremental: true.*r, l are missing.*--permissions rcwl.*Or set incremental: false/);
     assert.strictEqual(standin.requests.slice(mark).filter((r) => r.route !== 'rest').length, 0, 'no git request');
+
+    // A SAS bound to a stored access policy (si=) that grants only create + write: listing is refused, before any clone.
+    const name = `incr${++containers}`;
+    const client = await azurite.createContainer(name);
+    await client.setAccessPolicy(undefined, [{ id: 'cw-only', accessPolicy: { permissions: 'cw', startsOn: new Date(Date.now() - 300_000), expiresOn: new Date(Date.now() + 3_600_000) } }]);
+    const query = generateBlobSASQueryParameters({ containerName: name, identifier: 'cw-only' }, new StorageSharedKeyCredential(azurite.accountName, azurite.accountKey)).toString();
+    secrets.push(new URLSearchParams(query).get('sig')!);
+    const mark2 = standin.requests.length;
+    const policyRun = await backup({ sasUrl: `${azurite.blobUrl}/${name}?${query}` });
+    assert.strictEqual(policyRun.result?.result, 'Failed', policyRun.stdout);
+    assert.match(policyRun.result!.message, /incremental: true needs to list the previous runs' manifests .*list \(l\) and read \(r\).*or set incremental: false/);
+    assert.strictEqual(standin.requests.slice(mark2).filter((r) => r.route !== 'rest').length, 0, 'no git request');
   });
 
   it('6. a previous run of 2 jobs, then a run of 3 jobs: every archive copied (repositories moved between shards)', async () => {
