@@ -8,15 +8,17 @@ import * as path from 'path';
 import { generateBlobSASQueryParameters, StorageSharedKeyCredential } from '@azure/storage-blob';
 import { AzuriteHandle, startAzurite } from './harness/azurite';
 import {
-  assertArchiveMatches, assertNoSecretInBytes, assertNoSecretInOutput, assertNoSecretInUrls, readContainer, readFolder, sha256, StoredFile,
+  assertArchiveMatches, assertNoSecretInBytes, assertNoSecretInOutput, assertNoSecretInUrls, readContainer, readFolder, secretForms, sha256, StoredFile,
 } from './harness/checks';
 import { buildStandardCorpus, StandardCorpus } from './harness/corpus';
 import { AlreadyExistsError, BlobDestination, CopySourceError, defaultBlobTuning } from '../tasks/common/src/destinations';
 import { DevOpsStandIn } from './harness/devops-standin';
 import { runTask, TaskRun } from './harness/run-task';
-import { cleanupAll, git, tmpDir } from './harness/util';
+import * as procs from './harness/procs';
+import { cleanupAll, git, refMap, tmpDir } from './harness/util';
 
 const ENTRY = path.resolve(__dirname, '../../tasks/RepoBackup/RepoBackupV1/dist/index.js');
+const RESTORE = path.resolve(__dirname, '../../tasks/RepoRestore/RepoRestoreV1/dist/index.js');
 const TOKEN = `canaryJobToken${randomBytes(12).toString('hex')}`;
 
 interface Entry {
@@ -58,14 +60,24 @@ describe('RepoBackup@1 incremental runs', function () {
     return { client, sasUrl };
   }
 
-  /** One run as its own build (a run folder of its own), incremental unless said otherwise. */
-  async function backup(inputs: Record<string, string>, variables: Record<string, string> = {}): Promise<TaskRun> {
-    const run = await runTask(ENTRY, {
-      inputs: { incremental: 'true', ...inputs }, orgUrl: standin.orgUrl, token: TOKEN, tempDir: tmpDir('run'),
-      variables: { 'Build.BuildId': String(++build), ...variables },
+  /** 8. Every process's command line, sampled while a task runs: no token or SAS signature in any argv. */
+  let argvSamples = 0;
+  async function task(entry: string, inputs: Record<string, string>, variables: Record<string, string>): Promise<TaskRun> {
+    const forms = secrets.flatMap(secretForms);
+    const leaks: string[] = [];
+    const sampler = procs.every(25, () => {
+      argvSamples++;
+      for (const { pid, cmdline } of procs.allCmdlines()) for (const f of forms) if (cmdline.includes(f)) leaks.push(`pid ${pid}`);
     });
+    const run = await runTask(entry, { inputs, orgUrl: standin.orgUrl, token: TOKEN, tempDir: tmpDir('run'), variables }).finally(() => sampler.stop());
+    assert.deepStrictEqual(leaks, [], 'a secret was on a command line');
     assertNoSecretInOutput(run, secrets);
     return run;
+  }
+
+  /** One run as its own build (a run folder of its own), incremental unless said otherwise. */
+  function backup(inputs: Record<string, string>, variables: Record<string, string> = {}): Promise<TaskRun> {
+    return task(ENTRY, { incremental: 'true', ...inputs }, { 'Build.BuildId': String(++build), ...variables });
   }
 
   const manifestsOf = (files: Map<string, StoredFile>, runId: string): Manifest[] =>
@@ -133,6 +145,19 @@ describe('RepoBackup@1 incremental runs', function () {
       const e = copied.find((c) => c.id === src.repo.id)!;
       await assertArchiveMatches(files.get(e.archive!)!.bytes, e.archive!, src);
     }
+    // RepoRestore@1 finds the newest manifest that lists assets (this run's, a copy) and restores it: refs equal
+    // (refs/pull/* aside, which Azure Repos refuses), LFS objects pushed.
+    const restoreSas = azurite.containerSasUrl(client.containerName, 'rl');
+    secrets.push(new URL(restoreSas).searchParams.get('sig')!);
+    const restored = await task(RESTORE, {
+      organizationUrl: standin.orgUrl, source: 'azureBlob', sasUrl: restoreSas, repository: 'Team Alpha/assets', targetProject: 'Team Alpha', targetRepository: 'assets restored',
+    }, {});
+    assert.strictEqual(restored.result?.result, 'Succeeded', restored.stdout);
+    assert.ok(restored.lines.some((l) => l.includes(`/${secondId}.1/manifest.json`)), 'restored from the incremental run\'s manifest');
+    const target = standin.findRepo('Team Alpha', 'assets restored')!;
+    const withoutPull = (m: Record<string, string>) => Object.fromEntries(Object.entries(m).filter(([r]) => !r.startsWith('refs/pull/')));
+    assert.deepStrictEqual(await refMap(target.gitDir), withoutPull(await refMap(corpus.repos.assets.repo.gitDir)));
+    assert.ok(argvSamples > 0, 'argv was sampled');
     const summary = fs.readFileSync(second.commands.find((c) => c.command === 'task.uploadsummary')!.message, 'utf8');
     assert.match(summary, /5 copied from the previous run, 0 made/);
     assert.match(summary, new RegExp(`reused from ${firstId}\\.1`));
