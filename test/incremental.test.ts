@@ -3,6 +3,7 @@
 // the run folder is still a complete snapshot.
 import assert from 'assert';
 import { randomBytes } from 'crypto';
+import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { generateBlobSASQueryParameters, StorageSharedKeyCredential } from '@azure/storage-blob';
@@ -209,6 +210,30 @@ describe('RepoBackup@1 incremental runs', function () {
     assert.ok(noLfs.lines.some((l) => /backed up in full: includeLfs changed \(true → false\)/.test(l)));
     const entries = entriesOf(await readContainer(client), String(build));
     assert.ok(entries.filter((e) => e.status === 'ok').every((e) => e.archive!.endsWith('.tar.gz') && !e.reusedFrom));
+  });
+
+  it('4b. encrypted runs: unchanged → copied with the plaintext hash carried; other recipients → all made (info)', async function () {
+    const recipient = () => /# public key: (age1\S+)/.exec(execFileSync('age-keygen', { stdio: ['ignore', 'pipe', 'ignore'] }).toString())![1];
+    let alice: string;
+    try { alice = recipient(); } catch { this.skip(); }
+    const { client, sasUrl } = await container();
+    const first = await backup({ sasUrl, encryptionRecipients: alice! });
+    assert.strictEqual(first.result?.result, 'Succeeded', first.stdout);
+    const before = entriesOf(await readContainer(client), String(build));
+    const second = await backup({ sasUrl, encryptionRecipients: alice! });
+    assert.match(second.result!.message, /\(5 copied from the previous run, 0 made\)/, second.stdout);
+    const files = await readContainer(client);
+    for (const e of entriesOf(files, String(build)).filter((x) => x.status === 'ok')) {
+      const prev = before.find((b) => b.id === e.id)!;
+      assert.ok(e.archive!.endsWith('.zip.age'));
+      assert.strictEqual((e as unknown as { plaintextSha256: string }).plaintextSha256, (prev as unknown as { plaintextSha256: string }).plaintextSha256);
+      assert.strictEqual(files.get(e.archive!)!.metadata.plaintextsha256, (prev as unknown as { plaintextSha256: string }).plaintextSha256);
+      assert.strictEqual(sha256(files.get(e.archive!)!.bytes), e.sha256);
+    }
+    const third = await backup({ sasUrl, encryptionRecipients: recipient() });
+    assert.match(third.result!.message, /\(0 copied from the previous run, 5 made\)/);
+    assert.strictEqual(third.result?.result, 'Succeeded');
+    assert.ok(third.lines.some((l) => /backed up in full: encryption \(encryptionRecipients\) changed/.test(l)));
   });
 
   it('5. a SAS without read and list fails before any clone, naming sasUrl, incremental and the fix', async () => {
