@@ -348,7 +348,9 @@ class RepoWorker {
     let digest: string;
     try {
       const remote = await withRetry(`git ls-remote ${label}`, () => git.lsRemoteSymref(repo.remoteUrl, this.deps.gitEnv(repo.remoteUrl), signal), classifyGitError, log, policy, signal);
-      digest = refsDigest(remote.refs, remote.head);
+      // A server that does not advertise HEAD's target (no symref capability): the default branch the REST listing
+      // gave is what the mirror's HEAD was set to.
+      digest = refsDigest(remote.refs, remote.head ?? repo.defaultBranch);
     } catch (err) {
       log.info(`${label}: its refs could not be listed (${redact(errorMessage(err))}); backing it up in full.`);
       return undefined;
