@@ -159,6 +159,14 @@ describe('incremental: the previous run', () => {
     assert.match(full(prev.decide({ id: 'r1' }, 'digest-r1', { ...shape, includeLfs: false })), /includeLfs changed/);
     assert.match(full(prev.decide({ id: 'r1' }, 'digest-r1', { ...shape, encryption: 'age:age1x' })), /encryption/);
     assert.match(full(prev.decide({ id: 'r2' }, 'digest-r2', shape)), /no usable archive of it \(status failed\)/);
+    // verify: a verifying run adopts only verified archives; a run without verify takes any.
+    write('manifests/contoso/2026-01-05/500.1/manifest.json', { options: { archiveFormat: 'zip', includeLfs: true, verify: false, encryption: null }, repositories: [entry('r1')] });
+    const unverified = (await findPreviousRun(new FolderSource(root), 'contoso', 'contoso', 'contoso/2026-01-06/600.1', new FakeHost()))!;
+    assert.strictEqual(unverified.run, '500.1');
+    assert.match(full(unverified.decide({ id: 'r1' }, 'digest-r1', { ...shape, verify: true })), /verify is on now but was off/);
+    assert.strictEqual(unverified.decide({ id: 'r1' }, 'digest-r1', { ...shape, verify: false }).kind, 'reuse');
+    assert.strictEqual(prev.decide({ id: 'r1' }, 'digest-r1', { ...shape, verify: true }).kind, 'reuse');
+    fs.rmSync(path.join(root, 'manifests/contoso/2026-01-05'), { recursive: true });
     assert.match(full(prev.decide({ id: 'r1', isWiki: true }, 'digest-r1', shape)), /not in the previous run/);
     assert.match(full(prev.decide({ id: 'r9' }, 'x', shape)), /not in the previous run/);
   });

@@ -330,6 +330,7 @@ class RepoWorker {
     return {
       archiveFormat: this.settings.archiveFormat, includeLfs: this.settings.includeLfs,
       encryption: encryptionShape(e ? { format: e.format, recipients: e.recipients } : undefined),
+      verify: this.settings.verify,
     };
   }
 

@@ -36,6 +36,11 @@ export interface ArchiveShape {
   includeLfs: boolean;
   /** `age:<recipients sorted>`, or undefined when archives are not encrypted. */
   encryption?: string;
+  /**
+   * Whether the mirror was checked (input verify) before it was archived. Not in the bytes, but in what they
+   * promise: a run that verifies does not adopt an archive that was never verified. Undefined counts as true.
+   */
+  verify?: boolean;
 }
 
 export function encryptionShape(encryption: { format: string; recipients: Array<string | { text: string }> } | null | undefined): string | undefined {
@@ -119,6 +124,7 @@ function shapeChange(before: ArchiveShape, now: ArchiveShape): string | undefine
   if (before.archiveFormat !== now.archiveFormat) return `archiveFormat changed (${before.archiveFormat} → ${now.archiveFormat})`;
   if (before.includeLfs !== now.includeLfs) return `includeLfs changed (${before.includeLfs} → ${now.includeLfs})`;
   if ((before.encryption ?? '') !== (now.encryption ?? '')) return 'encryption (encryptionRecipients) changed';
+  if (now.verify !== false && before.verify === false) return 'verify is on now but was off (the previous archive was never verified)';
   return undefined;
 }
 
@@ -140,7 +146,7 @@ interface ReadManifest {
   json: {
     organization?: { name?: string };
     run?: { shard?: { position?: number; total?: number } };
-    options?: { archiveFormat?: ArchiveFormat; includeLfs?: boolean; encryption?: { format: string; recipients: string[] } | null };
+    options?: { archiveFormat?: ArchiveFormat; includeLfs?: boolean; verify?: boolean; encryption?: { format: string; recipients: string[] } | null };
     coverage?: { complete?: boolean };
     repositories?: PreviousEntry[];
   };
@@ -184,7 +190,7 @@ export async function findPreviousRun(
     const entries = new Map<string, Held>();
     for (const m of why) {
       const o = m.json.options ?? {};
-      const shape: ArchiveShape = { archiveFormat: o.archiveFormat ?? 'zip', includeLfs: o.includeLfs ?? true, encryption: encryptionShape(o.encryption) };
+      const shape: ArchiveShape = { archiveFormat: o.archiveFormat ?? 'zip', includeLfs: o.includeLfs ?? true, encryption: encryptionShape(o.encryption), verify: o.verify };
       for (const e of m.json.repositories ?? []) {
         if (!e || typeof e.id !== 'string') continue;
         const key = Previous.key(e.id, e.isWiki);
