@@ -27,6 +27,9 @@
 #   POLICY_FILE      lifecycle policy to apply; its "repo-backups/" prefixes are replaced by "$CONTAINER/"
 #                                                                             [lifecycle-policy.json beside this script]
 #   EXPIRY           SAS expiry, UTC, as YYYY-MM-DDTHH:MMZ                   [one year from now]
+#   INCREMENTAL      true: the SAS also grants read and list (sp=rcwl), which RepoBackup@1's incremental: true
+#                    needs to find the previous run and copy its unchanged archives; anyone holding the SAS can then
+#                    read and list every backup (still not delete them). false: create + write only (sp=cw)  [false]
 #   PRINCIPAL        instead of a SAS: the application (client) id of an Azure Resource Manager service connection
 #                    (workload identity federation); it gets "Storage Blob Data Contributor" on the container only,
 #                    and no SAS is made (RepoBackup@1 with blobAuth: serviceConnection). That role can also delete
@@ -43,6 +46,12 @@ SKU="${SKU:-Standard_GRS}"
 CONTAINER="${CONTAINER:-repo-backups}"
 PROTECTION="${PROTECTION:-versioning}"
 IMMUTABLE_DAYS="${IMMUTABLE_DAYS:-365}"
+INCREMENTAL="${INCREMENTAL:-false}"
+case "$INCREMENTAL" in
+  true) SAS_PERMISSIONS=rcwl ;;
+  false) SAS_PERMISSIONS=cw ;;
+  *) echo "INCREMENTAL must be true or false (got '$INCREMENTAL')" >&2; exit 2 ;;
+esac
 POLICY_FILE="${POLICY_FILE:-$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lifecycle-policy.json}"
 
 if [[ -z "${EXPIRY:-}" ]]; then
@@ -129,12 +138,23 @@ EOT
   exit 0
 fi
 
-echo "== Create+write-only container SAS, expires $EXPIRY"
+if [[ "$SAS_PERMISSIONS" == cw ]]; then
+  echo "== Create+write-only container SAS, expires $EXPIRY"
+else
+  echo "== Container SAS with read, create, write and list (INCREMENTAL=true), expires $EXPIRY"
+fi
 key="$(az storage account keys list --resource-group "$RESOURCE_GROUP" --account-name "$ACCOUNT" --query '[0].value' --output tsv)"
 sas="$(az storage container generate-sas \
   --account-name "$ACCOUNT" --account-key "$key" --name "$CONTAINER" \
-  --permissions cw --expiry "$EXPIRY" --https-only --output tsv)"
+  --permissions "$SAS_PERMISSIONS" --expiry "$EXPIRY" --https-only --output tsv)"
 unset key
+if [[ "$SAS_PERMISSIONS" == cw ]]; then
+  RIGHTS="It can create and write blobs only: it cannot read, list or delete backups (set incremental: false in the
+pipeline; INCREMENTAL=true makes a SAS for incremental: true)."
+else
+  RIGHTS="It can read, list, create and write blobs (incremental: true needs read and list to find and copy the previous
+run): anyone holding it can read every backup, but not delete one."
+fi
 
 cat <<EOT
 
@@ -142,10 +162,10 @@ Done. Store this URL as the secret pipeline variable BackupSasUrl ("Keep this va
 
   https://$ACCOUNT.blob.core.windows.net/$CONTAINER?$sas
 
-It can create and write blobs only: it cannot read, list or delete backups. Write rights can still
+$RIGHTS Write rights can still
 overwrite a blob: protection for that is $PROTECTION. It expires $EXPIRY; generate a new one before then with:
 
   az storage container generate-sas --account-name $ACCOUNT --name $CONTAINER \\
-    --permissions cw --expiry "\$(date -u -d '+1 year' '+%Y-%m-%dT%H:%MZ')" --https-only --account-key "\$(az storage account keys list \\
+    --permissions $SAS_PERMISSIONS --expiry "\$(date -u -d '+1 year' '+%Y-%m-%dT%H:%MZ')" --https-only --account-key "\$(az storage account keys list \\
     --resource-group $RESOURCE_GROUP --account-name $ACCOUNT --query '[0].value' --output tsv)" --output tsv
 EOT

@@ -369,6 +369,16 @@ describe('samples and overview.md', () => {
       assert.match(r.stdout, /blobAuth: serviceConnection/);
       assert.match(r.stdout, /delete and overwrite/);
     });
+
+    it('INCREMENTAL=true makes an rcwl SAS (what incremental: true needs) and says what it can read; anything but true/false is refused', function () {
+      if (!posixShell) this.skip();
+      const r = withFakeAz({ INCREMENTAL: 'true', EXPIRY: '2030-01-01T00:00Z' });
+      assert.strictEqual(r.status, 0, r.stdout + r.stderr);
+      assert.match(r.calls, /az storage container generate-sas .*--name bk --permissions rcwl --expiry 2030-01-01T00:00Z --https-only/);
+      assert.match(r.stdout, /can read, list, create and write blobs .*anyone holding it can read every backup, but not delete one/s);
+      assert.match(withFakeAz({}).calls, /--permissions cw /, 'create + write by default');
+      assert.strictEqual(withFakeAz({ INCREMENTAL: 'yes' }).status, 2);
+    });
   });
 
   describe('dates that expire', () => {

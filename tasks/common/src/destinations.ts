@@ -3,11 +3,11 @@
  */
 import type { TokenCredential } from '@azure/core-auth';
 import { AnonymousCredential, BlockBlobClient, BlockBlobTier, ContainerClient } from '@azure/storage-blob';
-import { promises as fsp } from 'fs';
+import { constants as fsConstants, createReadStream, promises as fsp } from 'fs';
 import * as path from 'path';
 import { Readable } from 'stream';
 import { finished, pipeline } from 'stream/promises';
-import { randomBytes } from 'crypto';
+import { createHash, randomBytes } from 'crypto';
 import { RunError } from './errors';
 import { redact } from './credentials';
 import { NameTakenError, probePublishing, publishFile, PublishFs, PublishMethod, realFs } from './platform/publish';
@@ -46,7 +46,38 @@ export interface Destination {
   check?(signal?: AbortSignal): Promise<void>;
   /** What the destination had to do differently from the settings (each said once), for the run's warnings. */
   warnings?(): string[];
+  /**
+   * Incremental runs: stores a copy of the previous run's `previous` as `name` without the data passing through
+   * this agent (Blob: a server-side copy; folder: a hard link), never overwriting. Checks the previous object
+   * first (it exists, is readable, has `expected` size and SHA-256) and throws CopySourceError when it does not
+   * qualify (the caller then backs up in full); checks the copy (length, SHA-256) after.
+   */
+  copyFrom?(previous: string, name: string, expected: CopyExpectation, options?: CopyOptions): Promise<void>;
 }
+
+export interface CopyExpectation {
+  size: number;
+  sha256: string;
+}
+
+export interface CopyOptions {
+  /** The metadata of the copy (its `sha256` must equal the expected one). */
+  metadata?: Metadata;
+  contentType?: string;
+  signal?: AbortSignal;
+}
+
+/** The previous archive cannot be reused (missing, in the Archive tier, size or hash not as recorded): back up in full. */
+export class CopySourceError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'CopySourceError';
+  }
+}
+
+/** Copy Blob From URL copies up to 256 MiB; Put Blob From URL up to 5000 MiB; above that only the asynchronous Copy Blob. */
+export const SYNC_COPY_MAX = 256 * (1 << 20);
+export const PUT_FROM_URL_MAX = 5000 * (1 << 20);
 
 export interface BlobUploadTuning {
   /** Size of the first 10,000 blocks (unless the size hint asks for more); it doubles every 10,000 blocks. */
@@ -56,6 +87,10 @@ export interface BlobUploadTuning {
   maxTries: number;
   /** Base delay of the storage client's own exponential retry, in ms (default 1000). */
   retryDelayMs?: number;
+  /** Copies up to this size use Copy Blob From URL (default SYNC_COPY_MAX, the service's limit). */
+  syncCopyMax?: number;
+  /** Copies up to this size (above syncCopyMax) use Put Blob From URL (default PUT_FROM_URL_MAX); larger ones the asynchronous Copy Blob. */
+  putFromUrlMax?: number;
 }
 
 /**
@@ -152,9 +187,12 @@ export class BlobDestination implements Destination {
   /** Why the configured tier is not used any more (set on the first refusal). */
   private tierRefusal?: string;
   private readonly notes: string[] = [];
+  /** Put Blob From URL was not served here: larger copies go straight to the asynchronous copy. */
+  private noPutFromUrl = false;
 
   /** The service connection whose Entra token is used instead of a SAS, if so. */
   private readonly connection?: string;
+  private readonly credential?: TokenCredential;
 
   /**
    * `access` is a container SAS URL, or a container URL (no query) with a TokenCredential from a service connection
@@ -180,6 +218,7 @@ export class BlobDestination implements Destination {
     } else {
       this.container = new ContainerClient(access.containerUrl.toString(), access.credential, options);
       this.connection = access.connection;
+      this.credential = access.credential;
     }
   }
 
@@ -317,6 +356,95 @@ export class BlobDestination implements Destination {
     } catch {
       // InvalidBlockList: someone else's blob (left untouched); anything else: cannot tell, so the name counts as taken.
       return false;
+    }
+  }
+
+  /**
+   * Server-side copy of the previous run's archive (same container). The source is read first (Get Blob
+   * Properties: needs `r`): missing, in the Archive tier, or not the recorded size and `sha256` metadata → a
+   * CopySourceError. The copy is pinned to the ETag just read (`x-ms-source-if-match`) and never overwrites
+   * (`If-None-Match: *`): up to 256 MiB Copy Blob From URL, up to 5000 MiB Put Blob From URL, above that (or where
+   * Put Blob From URL is not implemented) the asynchronous Copy Blob, polled until done. The source URL carries the
+   * SAS (read), or with a service connection the sync copies send the principal's bearer token as
+   * x-ms-copy-source-authorization (the asynchronous copy within one account is authorized by the caller's token).
+   * Metadata is set explicitly and the configured access tier applies. The copy is then checked: length and sha256.
+   */
+  async copyFrom(previous: string, name: string, expected: CopyExpectation, options: CopyOptions = {}): Promise<void> {
+    const source = this.container.getBlobClient(previous);
+    let props;
+    try {
+      props = await source.getProperties({ abortSignal: options.signal });
+    } catch (err) {
+      const { status, code } = errorCode(err);
+      if (status === 404) throw new CopySourceError(`the previous archive '${previous}' does not exist any more (404 ${code || 'BlobNotFound'})`);
+      if (status === 403) throw new CopySourceError(`reading the previous archive '${previous}' was refused (403 ${code}): ${this.connection ? `the service connection '${this.connection}' needs read on the container` : 'the SAS needs read (r)'}`);
+      throw blobError(err, previous, this.policy, this.connection);
+    }
+    if (/^archive$/i.test(props.accessTier ?? '') || props.archiveStatus) {
+      throw new CopySourceError(`the previous archive '${previous}' is in the Archive access tier and cannot be copied without rehydration`);
+    }
+    if (props.contentLength !== expected.size) {
+      throw new CopySourceError(`the previous archive '${previous}' has ${props.contentLength} bytes, its manifest records ${expected.size}`);
+    }
+    const stored = props.metadata?.sha256?.trim().toLowerCase();
+    if (stored !== expected.sha256) {
+      throw new CopySourceError(`the previous archive '${previous}' has sha256 metadata ${stored ?? '(none)'}, its manifest records ${expected.sha256}`);
+    }
+    const target = this.container.getBlockBlobClient(name);
+    await this.copyInto(source.url, target, expected.size, props.etag, options);
+    let copy;
+    try {
+      copy = await target.getProperties({ abortSignal: options.signal });
+    } catch (err) {
+      throw blobError(err, name, this.policy, this.connection);
+    }
+    if (copy.contentLength !== expected.size || copy.metadata?.sha256 !== expected.sha256) {
+      throw new Error(`the server-side copy '${name}' of '${previous}' does not match: ${copy.contentLength} bytes, sha256 metadata ${copy.metadata?.sha256 ?? '(none)'}; expected ${expected.size} bytes, ${expected.sha256}`);
+    }
+  }
+
+  private async copyInto(sourceUrl: string, target: BlockBlobClient, size: number, etag: string | undefined, options: CopyOptions): Promise<void> {
+    const tier = this.tierRefusal ? undefined : this.tier || undefined;
+    const sourceAuthorization = this.credential
+      ? { scheme: 'Bearer', value: (await this.credential.getToken('https://storage.azure.com/.default', { abortSignal: options.signal }))?.token ?? '' }
+      : undefined;
+    const common = {
+      abortSignal: options.signal,
+      metadata: options.metadata,
+      tier,
+      conditions: { ifNoneMatch: '*' },
+    };
+    const sourceConditions = etag ? { ifMatch: etag } : undefined;
+    try {
+      if (size <= (this.tuning.syncCopyMax ?? SYNC_COPY_MAX)) {
+        await target.syncCopyFromURL(sourceUrl, { ...common, sourceConditions, sourceAuthorization });
+        return;
+      }
+      if (size <= (this.tuning.putFromUrlMax ?? PUT_FROM_URL_MAX) && !this.noPutFromUrl) {
+        try {
+          await target.syncUploadFromURL(sourceUrl, {
+            ...common, sourceAuthorization, copySourceBlobProperties: false,
+            sourceConditions: etag ? { ifMatch: etag } : undefined,
+            blobHTTPHeaders: { blobContentType: options.contentType ?? 'application/octet-stream' },
+          });
+          return;
+        } catch (err) {
+          // Put Blob From URL is not implemented everywhere (Azurite 3.35 answers 500 without an error code; 501
+          // elsewhere): the asynchronous copy does the same, and is used for the rest of the run.
+          const { status, code } = errorCode(err);
+          if (!(status === 501 || (status === 500 && !code))) throw err;
+          this.noPutFromUrl = true;
+        }
+      }
+      const poller = await target.beginCopyFromURL(sourceUrl, { ...common, sourceConditions: etag ? { ifMatch: etag } : undefined, intervalInMs: 2000 });
+      const done = await poller.pollUntilDone();
+      if (done.copyStatus && done.copyStatus !== 'success') throw new Error(`the asynchronous copy ended '${done.copyStatus}'`);
+    } catch (err) {
+      if (tier && tierRefused(err)) {
+        this.refuseTier(err);
+        return this.copyInto(sourceUrl, target, size, etag, options);
+      }
+      throw blobError(err, target.name, this.policy, this.connection);
     }
   }
 
@@ -519,6 +647,11 @@ export class FolderDestination implements Destination {
     return [...this.notes];
   }
 
+  /** Hard link (or copy) of the previous run's archive, see folderCopy. */
+  async copyFrom(previous: string, name: string, expected: CopyExpectation): Promise<void> {
+    await folderCopy(this.root, previous, name, expected, this.method, this.fs, this.notes, this.removal);
+  }
+
   async put(name: string, body: Readable, options: PutOptions = {}): Promise<void> {
     try {
       await this.store(name, body, options);
@@ -565,6 +698,59 @@ export class FolderDestination implements Destination {
       await removeQuietly(temp, (m) => this.notes.push(m), this.removal);
     }
   }
+}
+
+/**
+ * Folder: the previous run's file is hard-linked under the new name (where the file system has no hard links, or
+ * the previous run is on another volume, copied to a temporary name and published as `put` does), with its
+ * `<name>.sha256` file. Before: the previous file must exist with the recorded size and its content must hash to
+ * the recorded SHA-256 (read locally, nothing leaves the machine). Never overwrites.
+ */
+export async function folderCopy(root: string, previous: string, name: string, expected: CopyExpectation, method: PublishMethod, fs: PublishFs, notes: string[], removal: RemoveOptions): Promise<'link' | 'copy'> {
+  const source = path.join(root, ...previous.split('/'));
+  const target = path.join(root, ...name.split('/'));
+  let size: number;
+  try {
+    const stat = await fsp.stat(source);
+    if (!stat.isFile()) throw Object.assign(new Error('not a file'), { code: 'ENOENT' });
+    size = stat.size;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new CopySourceError(`the previous archive '${previous}' does not exist any more`);
+    throw err;
+  }
+  if (size !== expected.size) throw new CopySourceError(`the previous archive '${previous}' has ${size} bytes, its manifest records ${expected.size}`);
+  const hash = createHash('sha256');
+  await pipeline(createReadStream(source, { highWaterMark: 1 << 20 }), hash);
+  const actual = hash.digest('hex');
+  if (actual !== expected.sha256) throw new CopySourceError(`the previous archive '${previous}' hashes to ${actual}, its manifest records ${expected.sha256}`);
+  await fsp.mkdir(path.dirname(target), { recursive: true });
+  const sidecar = await claim(`${target}.sha256`, name);
+  let how: 'link' | 'copy' = 'link';
+  try {
+    try {
+      await fs.link(source, target);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new NameTakenError(target);
+      how = 'copy';
+      const temp = path.join(path.dirname(target), `.${path.basename(target)}.partial-${randomBytes(4).toString('hex')}`);
+      try {
+        await fsp.copyFile(source, temp, fsConstants.COPYFILE_EXCL);
+        await publishFile(temp, target, method, fs);
+      } finally {
+        await removeQuietly(temp, (m) => notes.push(m), removal);
+      }
+    }
+  } catch (err) {
+    await sidecar.close();
+    await removeQuietly(`${target}.sha256`, (m) => notes.push(m), removal);
+    if (err instanceof NameTakenError) throw new AlreadyExistsError(name);
+    throw err;
+  }
+  await sidecar.writeFile(`${expected.sha256}  ${path.basename(target)}\n`);
+  await sidecar.close();
+  const copied = (await fsp.stat(target)).size;
+  if (copied !== expected.size) throw new Error(`the copy '${name}' of '${previous}' has ${copied} bytes, expected ${expected.size}`);
+  return how;
 }
 
 function errorText(err: unknown): string {

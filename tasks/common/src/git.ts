@@ -139,6 +139,31 @@ export class Git {
   }
 
   /**
+   * `git ls-remote --symref`: every ref under `refs/` a mirror clone takes (peeled `^{}` lines left out) and the
+   * ref HEAD points at (from the `ref: <target>\tHEAD` line), without fetching any object. `env` carries the credentials.
+   * Protocol version 0: over HTTP the ref advertisement is then one request (GET info/refs), where version 2 takes a
+   * second (POST ls-refs); both list the same refs (hidden refs are hidden from both, and from clones).
+   */
+  async lsRemoteSymref(remote: string, env: NodeJS.ProcessEnv, signal?: AbortSignal): Promise<{ refs: Ref[]; head?: string }> {
+    const out = (await this.run(['-c', 'protocol.version=0', 'ls-remote', '--symref', remote], { env, signal })).stdout;
+    const refs: Ref[] = [];
+    let head: string | undefined;
+    for (const line of out.split('\n')) {
+      const tab = line.indexOf('\t');
+      if (tab < 0) continue;
+      const left = line.slice(0, tab).trim();
+      const name = line.slice(tab + 1).replace(/\r$/, '');
+      if (left.startsWith('ref: ')) {
+        if (name === 'HEAD') head = left.slice(5).trim();
+        continue;
+      }
+      if (!name.startsWith('refs/') || name.endsWith('^{}')) continue;
+      refs.push({ oid: left, name });
+    }
+    return { refs, head };
+  }
+
+  /**
    * `git push --porcelain` of explicit refspecs from the repository in `dir` (hooks are not run). Returns the
    * status git reports for each ref; rejected refs do not throw. Throws a GitError when git reports no ref at all
    * (the transport failed: network, authentication, server error).

@@ -37,6 +37,15 @@ export interface SasNeeds {
  */
 export const BACKUP_SAS_NEEDS: SasNeeds = { allOf: ['w'], allowed: 'cw', purpose: 'uploading backups' };
 
+/**
+ * An incremental backup (input incremental) also lists the previous runs' manifests (`l`), reads them and the
+ * previous archives (`r`: Get Blob Properties, and the source of a server-side copy) besides writing (`w`).
+ */
+export const INCREMENTAL_SAS_NEEDS: SasNeeds = {
+  allOf: ['r', 'w', 'l'], allowed: 'rcwl',
+  purpose: 'incremental: true (list and read the previous run, copy its archives, upload the rest)',
+};
+
 const PERMISSION_NAMES: Record<string, string> = {
   r: 'read', a: 'add', c: 'create', w: 'write', d: 'delete', x: 'delete versions', y: 'permanent delete', l: 'list',
   t: 'tags', f: 'find by tags', m: 'move', e: 'execute', o: 'ownership', p: 'permissions', i: 'set immutability policy',

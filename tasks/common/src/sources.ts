@@ -36,8 +36,11 @@ export interface Source {
   readonly description: string;
   /** Opens `name` (a `/`-separated path relative to the root). Throws NotFoundError when it does not exist. */
   open(name: string, signal?: AbortSignal): Promise<SourceObject>;
-  /** Every manifest (`manifest.json`, `manifest.job-N-of-M.json`) below the root, newest first. */
-  listManifests(signal?: AbortSignal): Promise<ManifestInfo[]>;
+  /**
+   * Every manifest (`manifest.json`, `manifest.job-N-of-M.json`) below the root, newest first; with `prefixes`,
+   * only those whose name starts with one of them (a Blob listing then asks only for those prefixes).
+   */
+  listManifests(signal?: AbortSignal, prefixes?: string[]): Promise<ManifestInfo[]>;
 }
 
 export class NotFoundError extends Error {
@@ -116,12 +119,14 @@ export class BlobSource implements Source {
     };
   }
 
-  async listManifests(signal?: AbortSignal): Promise<ManifestInfo[]> {
+  async listManifests(signal?: AbortSignal, prefixes?: string[]): Promise<ManifestInfo[]> {
     const out: ManifestInfo[] = [];
     try {
-      for await (const page of this.container.listBlobsFlat({ abortSignal: signal }).byPage({ maxPageSize: 5000 })) {
-        for (const item of page.segment.blobItems) {
-          if (MANIFEST_NAME.test(item.name)) out.push({ name: item.name, lastModified: item.properties.lastModified });
+      for (const prefix of prefixes ?? [undefined]) {
+        for await (const page of this.container.listBlobsFlat({ abortSignal: signal, prefix }).byPage({ maxPageSize: 5000 })) {
+          for (const item of page.segment.blobItems) {
+            if (MANIFEST_NAME.test(item.name)) out.push({ name: item.name, lastModified: item.properties.lastModified });
+          }
         }
       }
     } catch (err) {
@@ -202,7 +207,7 @@ export class FolderSource implements Source {
    * Manifests sit in run folders: `manifests/<org>/<date>/<run>/` (the layout since archives and manifests were
    * split), or `<org>/<date>/<run>/` next to the archives (older backups). The walk goes no deeper than that.
    */
-  async listManifests(): Promise<ManifestInfo[]> {
+  async listManifests(_signal?: AbortSignal, prefixes?: string[]): Promise<ManifestInfo[]> {
     const out: ManifestInfo[] = [];
     const walk = async (rel: string, depth: number): Promise<void> => {
       const maxDepth = rel.split('/')[0] === MANIFESTS_PREFIX ? 4 : 3;
@@ -222,6 +227,6 @@ export class FolderSource implements Source {
       }
     };
     await walk('', 0);
-    return out.sort(byNewest);
+    return out.filter((m) => !prefixes || prefixes.some((p) => m.name.startsWith(p))).sort(byNewest);
   }
 }

@@ -10,7 +10,9 @@ import { Readable } from 'stream';
 import { pipeline } from 'stream/promises';
 import { createArchiveStream, HashingStream } from '../../../common/src/archive';
 import { redact } from '../../../common/src/credentials';
-import { AlreadyExistsError, Destination } from '../../../common/src/destinations';
+import { AlreadyExistsError, CopySourceError, Destination, Metadata } from '../../../common/src/destinations';
+import { Source } from '../../../common/src/sources';
+import { ArchiveShape, encryptionShape, findPreviousRun, Previous, refsDigest } from './incremental';
 import { AGE_EXTENSION, AgeEncryptStream } from '../../../common/src/encryption';
 import { DevOpsClient, UnusableRepoEntry } from '../../../common/src/devops';
 import { errorMessage, RunError } from '../../../common/src/errors';
@@ -36,6 +38,8 @@ export interface BackupDeps {
   signal?: AbortSignal;
   /** Free bytes where mirrors are written (overridable for tests). */
   freeBytes?(dir: string): Promise<number>;
+  /** Incremental runs: the destination read back (list + read), to find the previous run. */
+  previousRuns?: Source;
 }
 
 export interface BackupOutcome {
@@ -105,7 +109,8 @@ export async function runBackup(settings: BackupSettings, deps: BackupDeps): Pro
   process.on('exit', removeOnExit);
   const names = new NameClaims([plan.manifestName, ...plan.selected.map((p) => p.archive)]);
   try {
-    const worker = new RepoWorker(settings, deps, destination, runTemp, names);
+    const previous = settings.incremental ? await lookUpPrevious(settings, deps, destination, plan.runFolder) : undefined;
+    const worker = new RepoWorker(settings, deps, destination, runTemp, names, warn, previous);
     let done = 0;
     let reported = -1;
     const total = plan.selected.length;
@@ -115,7 +120,9 @@ export async function runBackup(settings: BackupSettings, deps: BackupDeps): Pro
       ordered[index] = result;
       done++;
       const label = `${planned.repo.project.name}/${planned.repo.name}`;
-      const line = result.status === 'ok'
+      const line = result.status === 'ok' && result.reusedFrom
+        ? `[${done}/${total}] ${label}: ok, reused from ${result.reusedFromRun} (server-side copy of ${result.reusedFrom}, ${formatBytes(result.size ?? 0)}), ${result.refs} refs, ${(result.durationMs / 1000).toFixed(1)} s`
+        : result.status === 'ok'
         ? `[${done}/${total}] ${label}: ok, ${formatBytes(result.size ?? 0)} archive (mirror ${formatBytes(result.mirrorBytes ?? 0)}), ${result.refs} refs, ${result.lfsObjects} LFS objects, ${(result.durationMs / 1000).toFixed(1)} s`
         : `[${done}/${total}] ${label}: FAILED after ${(result.durationMs / 1000).toFixed(1)} s: ${result.error}`;
       if (result.status === 'ok') log.info(line); else log.error(line);
@@ -132,6 +139,11 @@ export async function runBackup(settings: BackupSettings, deps: BackupDeps): Pro
     process.removeListener('exit', removeOnExit);
   }
   if (deps.signal?.aborted) return { plan, report: { results, startedAt, finishedAt: new Date(), warnings, gaps: coverage.gaps } };
+  if (settings.incremental) {
+    const copied = results.filter((r) => r.status === 'ok' && r.reusedFrom).length;
+    const made = results.filter((r) => r.status === 'ok' && !r.reusedFrom).length;
+    log.info(`Incremental: ${copied} archive(s) copied from the previous run, ${made} made in full.`);
+  }
   if (names.renamed > 0) {
     log.warn(`${names.renamed} name(s) of this run already existed at ${destination.description} (a rerun of the same job attempt, or objects put there by other means). Nothing was overwritten: this run's copies are stored under names ending in ~2, ~3, …, as the manifest records.`);
   }
@@ -204,6 +216,22 @@ async function storeUnderFreeName<T>(
   }
 }
 
+/**
+ * Incremental: the newest complete previous run at the destination, or undefined (every repository is then made in
+ * full, said in one info line). A destination that cannot copy, or no way to read it, is a RunError.
+ */
+async function lookUpPrevious(settings: BackupSettings, deps: BackupDeps, destination: Destination, runFolder: string): Promise<Previous | undefined> {
+  if (!destination.copyFrom || !deps.previousRuns) throw new RunError(`incremental: true: ${destination.description} cannot copy previous archives. Set incremental: false.`);
+  const orgSegment = runFolder.split('/')[0];
+  const previous = await findPreviousRun(deps.previousRuns, settings.organization.name, orgSegment, runFolder, deps.log, deps.signal);
+  if (!previous) {
+    deps.log.info(`Incremental: no complete previous run of ${settings.organization.name} at ${destination.description}; every repository is backed up in full.`);
+    return undefined;
+  }
+  deps.log.info(`Incremental: previous complete run ${previous.folder} (${previous.manifests.length} manifest(s), ${previous.size} repositories): unchanged repositories are copied from it server-side.`);
+  return previous;
+}
+
 async function preflight(settings: BackupSettings, deps: BackupDeps): Promise<void> {
   if (settings.dryRun) return;
   const version = await deps.git.requireVersion();
@@ -261,6 +289,12 @@ function failureMessage(err: unknown, tempDir: string): string {
   return message;
 }
 
+/** A previous archive that does not qualify is not retried (the repository is made in full); store faults as for uploads. */
+function classifyCopyError(err: unknown): RetryDecision {
+  if (err instanceof CopySourceError) return { retry: false };
+  return classifyStoreError(err);
+}
+
 function classifyStoreError(err: unknown): RetryDecision {
   if (err instanceof AlreadyExistsError) return { retry: false };
   return { retry: !/\(HTTP 4\d\d|\b403\b|refused/.test(errorMessage(err)) };
@@ -291,7 +325,96 @@ class RepoWorker {
     private readonly destination: Destination,
     private readonly runTemp: string,
     private readonly names: NameClaims,
+    private readonly warn: (message: string) => void = () => undefined,
+    private readonly previous?: Previous,
   ) {}
+
+  private get shape(): ArchiveShape {
+    const e = this.settings.encryption;
+    return {
+      archiveFormat: this.settings.archiveFormat, includeLfs: this.settings.includeLfs,
+      encryption: encryptionShape(e ? { format: e.format, recipients: e.recipients } : undefined),
+      verify: this.settings.verify,
+    };
+  }
+
+  /**
+   * Incremental: the refs of the remote now (`git ls-remote --symref`, one request, no objects) against the
+   * previous run's; when nothing changed, a server-side copy of the previous archive. Undefined when the repository
+   * is to be made in full (the reason logged: info, or a warning when the previous archive should have served).
+   */
+  private async reuse(planned: PlannedRepo, started: number): Promise<RepoResult | undefined> {
+    const previous = this.previous;
+    if (!previous) return undefined;
+    const { repo } = planned;
+    const label = `${repo.project.name}/${repo.name}`;
+    const { git, log, signal } = this.deps;
+    const policy = this.deps.retry ?? defaultRetryPolicy;
+    let digest: string;
+    try {
+      const remote = await withRetry(`git ls-remote ${label}`, () => git.lsRemoteSymref(repo.remoteUrl, this.deps.gitEnv(repo.remoteUrl), signal), classifyGitError, log, policy, signal);
+      // A server that does not advertise HEAD's target (no symref capability): the default branch the REST listing
+      // gave is what the mirror's HEAD was set to.
+      digest = refsDigest(remote.refs, remote.head ?? repo.defaultBranch);
+    } catch (err) {
+      log.info(`${label}: its refs could not be listed (${redact(errorMessage(err))}); backing it up in full.`);
+      return undefined;
+    }
+    const decision = previous.decide(repo, digest, this.shape);
+    if (decision.kind === 'full') {
+      const line = `${label}: backed up in full: ${decision.reason}.`;
+      if (decision.warn) this.warn(line); else log.info(line);
+      return undefined;
+    }
+    const { entry } = decision;
+    const expected = { size: entry.size!, sha256: entry.sha256! };
+    try {
+      const stored = await storeUnderFreeName(planned.archive, this.names, log, label, (name) =>
+        withRetry(`copying ${label}`, () => this.deps.destination!.copyFrom!(entry.archive!, name, expected, {
+          signal,
+          contentType: this.contentType,
+          metadata: this.metadata(planned, {
+            sha256: entry.sha256!, refs: entry.refs ?? 0, lfsObjects: entry.lfsObjects ?? 0,
+            plaintextSha256: entry.plaintextSha256 ?? undefined, reusedFrom: entry.archive!,
+          }),
+        }), classifyCopyError, log, policy, signal));
+      return {
+        repo, status: 'ok', archive: stored.name, sha256: entry.sha256!, size: entry.size!, refs: entry.refs ?? undefined,
+        head: entry.head ?? undefined, plaintextSha256: entry.plaintextSha256 ?? undefined, plaintextSize: entry.plaintextSize ?? undefined,
+        lfsObjects: entry.lfsObjects ?? undefined, lfsBytes: entry.lfsBytes ?? undefined, mirrorBytes: entry.mirrorBytes ?? undefined,
+        refsDigest: digest, reusedFrom: entry.archive!, reusedFromRun: decision.run, durationMs: Date.now() - started,
+      };
+    } catch (err) {
+      if (signal?.aborted) throw err;
+      const why = err instanceof CopySourceError ? err.message : `the server-side copy of '${entry.archive}' failed: ${redact(errorMessage(err))}`;
+      this.warn(`${label}: ${why}; backed up in full instead.`);
+      return undefined;
+    }
+  }
+
+  private get contentType(): string {
+    return this.settings.encryption ? 'application/octet-stream' : this.settings.archiveFormat === 'zip' ? 'application/zip' : 'application/gzip';
+  }
+
+  /** The blob metadata of an archive (made, or copied from `reusedFrom`). */
+  private metadata(planned: PlannedRepo, facts: { sha256: string; refs: number; lfsObjects: number; plaintextSha256?: string; reusedFrom?: string }): Metadata {
+    const { repo } = planned;
+    return {
+      sha256: facts.sha256,
+      organization: encodeURIComponent(this.settings.organization.name),
+      project: encodeURIComponent(repo.project.name),
+      projectid: repo.project.id,
+      repository: encodeURIComponent(repo.name),
+      repositoryid: repo.id,
+      refs: String(facts.refs),
+      lfsobjects: String(facts.lfsObjects),
+      format: this.settings.archiveFormat,
+      runid: `${this.settings.run.id}.${this.settings.run.attempt}`,
+      createdby: `RepoBackup/${this.settings.run.taskVersion}`,
+      ...(this.settings.encryption ? { encryption: 'age', plaintextsha256: facts.plaintextSha256 ?? '' } : {}),
+      ...(facts.reusedFrom ? { reusedfrom: encodeURIComponent(facts.reusedFrom) } : {}),
+    };
+  }
 
   async backup(planned: PlannedRepo, index: number): Promise<RepoResult> {
     const { repo } = planned;
@@ -304,6 +427,8 @@ class RepoWorker {
     // than this (a full disk is then reported as such, without retries).
     const need = Math.ceil(repo.size * 1.1) + (16 << 20);
     try {
+      const reused = await this.reuse(planned, started);
+      if (reused) return reused;
       await this.reserveDisk(dir, need, label);
       const env = this.deps.gitEnv(repo.remoteUrl);
       await withRetry(`git clone ${label}`, async () => {
@@ -311,6 +436,8 @@ class RepoWorker {
         await git.cloneMirror(repo.remoteUrl, dir, env, signal);
       }, classifyMirrorError, log, policy, signal);
       const refs = await git.refs(dir);
+      // What the archive holds, as a digest: the next incremental run compares the remote's refs with it.
+      const digest = refsDigest(refs, await git.symbolicRef(dir));
       let missing: string[] = [];
       if (this.settings.includeLfs && refs.length > 0) {
         ({ missing } = await withRetry(`git lfs fetch ${label}`, () => git.lfsFetchAll(dir, env, signal), classifyMirrorError, log, policy, signal));
@@ -325,7 +452,7 @@ class RepoWorker {
       const result: RepoResult = {
         repo, status: 'ok', archive: stored.name, sha256: stored.value.sha256, size: stored.value.bytes, refs: refs.length, head,
         plaintextSha256: stored.value.plaintextSha256, plaintextSize: stored.value.plaintextBytes,
-        lfsObjects: files.lfsObjects, lfsBytes: files.lfsBytes, mirrorBytes: files.bytes, durationMs: Date.now() - started,
+        lfsObjects: files.lfsObjects, lfsBytes: files.lfsBytes, mirrorBytes: files.bytes, refsDigest: digest, durationMs: Date.now() - started,
       };
       if (missing.length > 0) {
         result.status = 'failed';
@@ -358,7 +485,6 @@ class RepoWorker {
   }
 
   private async store(planned: PlannedRepo, name: string, dir: string, facts: { refs: number; lfsObjects: number; bytes: number }) {
-    const { repo } = planned;
     const archive = createArchiveStream(dir, this.settings.archiveFormat);
     const hashing = new HashingStream();
     // Encrypted on the way: the plaintext archive exists only as the stream's chunks in memory.
@@ -367,21 +493,8 @@ class RepoWorker {
     const putting = this.destination.put(name, hashing, {
       signal: this.deps.signal,
       sizeHint: facts.bytes,
-      contentType: encrypting ? 'application/octet-stream' : this.settings.archiveFormat === 'zip' ? 'application/zip' : 'application/gzip',
-      metadata: () => ({
-        sha256: hashing.sha256,
-        organization: encodeURIComponent(this.settings.organization.name),
-        project: encodeURIComponent(repo.project.name),
-        projectid: repo.project.id,
-        repository: encodeURIComponent(repo.name),
-        repositoryid: repo.id,
-        refs: String(facts.refs),
-        lfsobjects: String(facts.lfsObjects),
-        format: this.settings.archiveFormat,
-        runid: `${this.settings.run.id}.${this.settings.run.attempt}`,
-        createdby: `RepoBackup/${this.settings.run.taskVersion}`,
-        ...(encrypting ? { encryption: 'age', plaintextsha256: encrypting.plaintextSha256 } : {}),
-      }),
+      contentType: this.contentType,
+      metadata: () => this.metadata(planned, { sha256: hashing.sha256, refs: facts.refs, lfsObjects: facts.lfsObjects, plaintextSha256: encrypting?.plaintextSha256 }),
     });
     const [piped, put] = await Promise.allSettled([piping, putting]);
     if (put.status === 'rejected') throw put.reason;

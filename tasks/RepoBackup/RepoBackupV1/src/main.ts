@@ -7,6 +7,7 @@ import { errorMessage, InputError, RunError } from '../../../common/src/errors';
 import { redact, safeUrl, withGitConfig } from '../../../common/src/credentials';
 import { Network } from '../../../common/src/network';
 import { Git } from '../../../common/src/git';
+import { BlobSource, FolderSource, Source } from '../../../common/src/sources';
 import { TaskHost, TaskOutcome } from '../../../common/src/host';
 import { runBackup } from './backup';
 import { counts, summaryMarkdown } from './report';
@@ -28,6 +29,16 @@ export function destinationFor(settings: BackupSettings, network: Network = new 
   }
   const destination = new FolderDestination(d.path);
   return { destination, description: destination.description };
+}
+
+/** Incremental runs read the destination back through the same settings: list the previous runs, read their manifests. */
+export function previousRunsFor(settings: BackupSettings, network: Network = new Network()): Source {
+  const d = settings.destination;
+  if (d.kind === 'azureBlob') {
+    if (d.entra) return new BlobSource(d.entra, `Azure Blob container ${safeUrl(d.entra.containerUrl)}`, settings.retry.attempts, network.azureClientOptions(d.entra.containerUrl));
+    return new BlobSource(d.sas!.url, `Azure Blob container ${safeUrl(d.sas!.containerUrl)}`, settings.retry.attempts, network.azureClientOptions(d.sas!.containerUrl));
+  }
+  return new FolderSource(d.path);
 }
 
 export async function run(host: TaskHost, signal?: AbortSignal): Promise<TaskOutcome> {
@@ -56,6 +67,7 @@ export async function run(host: TaskHost, signal?: AbortSignal): Promise<TaskOut
       gitEnv: (remoteUrl) => withGitConfig(settings.credentials.gitEnv(remoteUrl), network.gitConfig(remoteUrl)),
       retry: settings.retry,
       signal,
+      previousRuns: settings.incremental && !settings.dryRun ? previousRunsFor(settings, network) : undefined,
     });
     if (signal?.aborted) {
       host.setResult('Failed', 'Canceled: the backup was stopped before it finished; no manifest was written.');
@@ -66,7 +78,7 @@ export async function run(host: TaskHost, signal?: AbortSignal): Promise<TaskOut
     host.uploadSummary(summaryPath);
 
     const c = counts(outcome.report.results);
-    const tally = `${c.ok} backed up, ${c.failed} failed, ${c.skipped} skipped`;
+    const tally = `${c.ok} backed up, ${c.failed} failed, ${c.skipped} skipped${settings.incremental && !settings.dryRun ? ` (${c.copied} copied from the previous run, ${c.ok - c.copied} made)` : ''}`;
     let result: TaskOutcome = 'Succeeded';
     let message = settings.dryRun ? `Dry run: ${outcome.plan.selected.length} repositories would be backed up, ${outcome.plan.skipped.length} skipped` : tally;
     const gaps = outcome.report.gaps;

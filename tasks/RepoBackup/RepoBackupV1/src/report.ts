@@ -22,6 +22,11 @@ export interface RepoResult {
   lfsBytes?: number;
   missingLfsObjects?: string[];
   mirrorBytes?: number;
+  /** sha256 of the refs the archive holds (incremental.ts refsDigest). */
+  refsDigest?: string;
+  /** Incremental runs: the previous run's archive this one is a server-side copy of, and that run (`<build>.<attempt>`). */
+  reusedFrom?: string;
+  reusedFromRun?: string;
   error?: string;
   durationMs: number;
 }
@@ -39,10 +44,11 @@ export interface RunReport {
 }
 
 export function counts(results: RepoResult[]) {
-  const c = { ok: 0, skipped: 0, failed: 0, bytes: 0 };
+  const c = { ok: 0, skipped: 0, failed: 0, bytes: 0, copied: 0 };
   for (const r of results) {
     c[r.status]++;
     c.bytes += r.size ?? 0;
+    if (r.status === 'ok' && r.reusedFrom) c.copied++;
   }
   return c;
 }
@@ -71,6 +77,7 @@ export function buildManifest(settings: BackupSettings, plan: Plan, report: RunR
       includeLfs: settings.includeLfs,
       includeWikis: settings.includeWikis,
       verify: settings.verify,
+      incremental: settings.incremental,
       filter: settings.filter.describe(),
       destination,
       encryption: settings.encryption ? { format: settings.encryption.format, recipients: settings.encryption.recipients.map((r) => r.text) } : null,
@@ -101,6 +108,9 @@ export function buildManifest(settings: BackupSettings, plan: Plan, report: RunR
       // null when Azure DevOps reported no size (Azure DevOps Server): 0 would claim an empty repository.
       sourceSize: r.repo.sizeUnknown ? null : r.repo.size,
       mirrorBytes: r.mirrorBytes ?? null,
+      refsDigest: r.refsDigest ?? null,
+      reusedFrom: r.reusedFrom,
+      reusedFromRun: r.reusedFromRun,
       error: r.error ?? null,
       durationMs: r.durationMs,
     })),
@@ -113,7 +123,7 @@ export function summaryMarkdown(settings: BackupSettings, plan: Plan, report: Ru
   const c = counts(report.results);
   const seconds = ((report.finishedAt.getTime() - report.startedAt.getTime()) / 1000).toFixed(1);
   const lines = [
-    `### RepoBackup: ${c.ok} backed up, ${c.failed} failed, ${c.skipped} skipped${settings.dryRun ? ' (dry run)' : ''}`,
+    `### RepoBackup: ${c.ok} backed up, ${c.failed} failed, ${c.skipped} skipped${settings.dryRun ? ' (dry run)' : ''}${settings.incremental && !settings.dryRun ? ` (${c.copied} copied from the previous run, ${c.ok - c.copied} made)` : ''}`,
     '',
     `Organization **${settings.organization.name}** → ${destination}${settings.shard.total > 1 ? ` · job ${settings.shard.position} of ${settings.shard.total}` : ''} · ${formatBytes(c.bytes)} in ${seconds} s`,
     manifestStored ? `\nManifest: \`${manifestStored}\`` : '',
@@ -123,7 +133,7 @@ export function summaryMarkdown(settings: BackupSettings, plan: Plan, report: Ru
     '| Status | Project | Repository | Archive | Size | Refs | LFS objects | Time | Note |',
     '|---|---|---|---|---:|---:|---:|---:|---|',
     ...report.results.map((r) =>
-      `| ${r.status === 'ok' ? '✅ ok' : r.status === 'failed' ? '❌ failed' : '⏭️ skipped'} | ${cell(r.repo.project.name)} | ${cell(r.repo.name)}${r.repo.isWiki ? ' (wiki)' : ''} | ${r.archive ? `\`${cell(r.archive.slice(plan.archiveFolder.length + 1))}\`` : ''} | ${r.size !== undefined ? formatBytes(r.size) : ''} | ${r.refs ?? ''} | ${r.lfsObjects ?? ''} | ${(r.durationMs / 1000).toFixed(1)} s | ${cell(r.error ?? '')} |`),
+      `| ${r.status === 'ok' ? '✅ ok' : r.status === 'failed' ? '❌ failed' : '⏭️ skipped'} | ${cell(r.repo.project.name)} | ${cell(r.repo.name)}${r.repo.isWiki ? ' (wiki)' : ''} | ${r.archive ? `\`${cell(r.archive.slice(plan.archiveFolder.length + 1))}\`` : ''} | ${r.size !== undefined ? formatBytes(r.size) : ''} | ${r.refs ?? ''} | ${r.lfsObjects ?? ''} | ${(r.durationMs / 1000).toFixed(1)} s | ${cell(r.reusedFrom ? `reused from ${r.reusedFromRun}` : r.error ?? '')} |`),
   ];
   return lines.join('\n') + '\n';
 }

@@ -8,7 +8,7 @@ import {
   EntraContainer, Organization, readBlobAuth, readBoolean, readContainerSasInput, readEntraContainer, readCredentials, readFolderInput, readInteger, readOrganization, readPickList, readRetryPolicy, readTempDir,
 } from '../../../common/src/inputs';
 import { RetryPolicy } from '../../../common/src/retry';
-import { BACKUP_SAS_NEEDS, ContainerSas } from '../../../common/src/sas';
+import { BACKUP_SAS_NEEDS, ContainerSas, INCREMENTAL_SAS_NEEDS } from '../../../common/src/sas';
 import { parseFilter, RepoFilter } from './filter';
 import { pipelineStartOf } from './plan';
 
@@ -45,6 +45,8 @@ export interface BackupSettings {
   onRepoFailure: 'fail' | 'warn';
   verify: boolean;
   dryRun: boolean;
+  /** Copy the archives of unchanged repositories from the newest complete previous run at the destination (server-side). */
+  incremental: boolean;
   /**
    * 1-based position of this job among `total` slices of a `parallel:` (multi-agent) job. `note` says why a
    * multi-job phase is not sliced (matrix legs each back up everything their inputs select).
@@ -64,7 +66,8 @@ export async function readBackupSettings(host: TaskHost, taskVersion: string, no
   // Before the credentials: a bad entry fails before anything is set up.
   const trustedHosts = parseTrustedHosts(host.input('trustedHosts'));
   const credentials = readCredentials(host).restrictTo(new TokenScope(organization.url, trustedHosts));
-  const destination = await readDestination(host, now);
+  const incremental = readBoolean(host, 'incremental', false);
+  const destination = await readDestination(host, now, incremental);
   const filter = parseFilter(host.input('repositories'));
   const archiveFormat = readPickList(host, 'archiveFormat', ['zip', 'tar.gz'] as const, 'zip');
   const concurrency = readInteger(host, 'concurrency', 4, 1, MAX_CONCURRENCY);
@@ -77,7 +80,7 @@ export async function readBackupSettings(host: TaskHost, taskVersion: string, no
   const shard = readShard(host);
   return {
     organization, credentials, destination, filter, includeLfs, includeWikis, archiveFormat, concurrency,
-    onRepoFailure, verify, dryRun,
+    onRepoFailure, verify, dryRun, incremental,
     shard,
     // One run, one date folder for all its jobs: dated by System.PipelineStartTime, not by this job's clock.
     run: readRun(host, taskVersion, now, pipelineStartOf(host, now, shard)),
@@ -104,7 +107,7 @@ export function readEncryption(host: Pick<TaskHost, 'quietInput' | 'setSecret'>)
   return recipients.length ? { format: 'age', recipients } : undefined;
 }
 
-async function readDestination(host: TaskHost, now: Date): Promise<DestinationSettings> {
+async function readDestination(host: TaskHost, now: Date, incremental: boolean): Promise<DestinationSettings> {
   const kind = readPickList(host, 'destination', ['azureBlob', 'folder'] as const, 'azureBlob');
   if (kind === 'azureBlob') {
     const accessTier = readPickList(host, 'accessTier', ['', 'Hot', 'Cool', 'Cold', 'Archive'] as const, '') || undefined;
@@ -112,8 +115,17 @@ async function readDestination(host: TaskHost, now: Date): Promise<DestinationSe
       if (host.input('sasUrl')) host.warn('Input \'sasUrl\' is ignored: blobAuth is serviceConnection (the container is reached with the service connection\'s Entra token).');
       return { kind, entra: readEntraContainer(host), accessTier };
     }
-    const sas = readContainerSasInput(host, 'sasUrl', BACKUP_SAS_NEEDS,
-      'Give a container SAS URL with create+write rights (store it as a secret variable, e.g. sasUrl: $(BackupSasUrl)), use blobAuth: serviceConnection with an Azure Resource Manager connection, or set destination: folder.', now);
+    let sas: ContainerSas;
+    try {
+      sas = readContainerSasInput(host, 'sasUrl', incremental ? INCREMENTAL_SAS_NEEDS : BACKUP_SAS_NEEDS,
+        `Give a container SAS URL with ${incremental ? 'read, create, write and list (sp=rcwl, for incremental: true)' : 'create+write'} rights (store it as a secret variable, e.g. sasUrl: $(BackupSasUrl)), use blobAuth: serviceConnection with an Azure Resource Manager connection, or set destination: folder.`, now);
+    } catch (err) {
+      // Read and list are only for incremental runs: the other way out is to turn it off.
+      if (incremental && err instanceof InputError && /\b(r|l) \(|are missing|is missing/.test(err.message) && /incremental/.test(err.message)) {
+        throw new InputError('sasUrl', `${err.message.replace(/^Input 'sasUrl': /, '')} Or set incremental: false (then create + write, sp=cw, is enough).`);
+      }
+      throw err;
+    }
     return { kind, sas, accessTier };
   }
   const folder = await readFolderInput(host, 'folderPath', 'write', {
