@@ -689,8 +689,10 @@ function netReport(r: { link: Link; rows: NetRow[]; inc?: IncResult | string; or
       `concurrency ${bestC.local} with no network (${secs(best.local)}; the default ${((at4('local') / best.local - 1) * 100).toFixed(0)}% slower).`, '');
   }
 
-  L.push('### Incremental: first run, second run unchanged, second run with 10% changed (over the network)', '');
-  if (typeof r.inc === 'string' || !r.inc) {
+  if (r.sections.has('incremental')) L.push('### Incremental: first run, second run unchanged, second run with 10% changed (over the network)', '');
+  if (!r.sections.has('incremental')) {
+    // not selected
+  } else if (typeof r.inc === 'string' || !r.inc) {
     L.push(`${r.inc ?? 'not run'} (this build's RepoBackup@1 has no input \`incremental\`).`, '');
   } else {
     const [first] = r.inc.runs;
@@ -705,8 +707,10 @@ function netReport(r: { link: Link; rows: NetRow[]; inc?: IncResult | string; or
     L.push('', `Target second unchanged run ≤ 10% of the first: ${((second.wallMs / first.wallMs) * 100).toFixed(1)}% ${yes(second.wallMs <= first.wallMs * 0.1)}.`, '');
   }
 
-  L.push(`### ${ORG_REPOS.toLocaleString('en')}-repository organization, 1% changed, incremental (over the network)`, '');
-  if (typeof r.org === 'string' || !r.org) {
+  if (r.sections.has('org')) L.push(`### ${ORG_REPOS.toLocaleString('en')}-repository organization, 1% changed, incremental (over the network)`, '');
+  if (!r.sections.has('org')) {
+    // not selected
+  } else if (typeof r.org === 'string' || !r.org) {
     L.push(`${r.org ?? 'not run'}.`, '');
   } else {
     const o = r.org;
