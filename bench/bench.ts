@@ -714,7 +714,7 @@ function netReport(r: { link: Link; rows: NetRow[]; inc?: IncResult | string; or
     L.push(`${r.org ?? 'not run'}.`, '');
   } else {
     const o = r.org;
-    L.push(`${o.repos.toLocaleString('en')} tiny repositories (copies of one two-commit repository with a tag, test/harness/bulk.ts; made in ${secs(o.buildMs)}). The first run at concurrency ${o.firstConcurrency} (bench time), then one commit on ${o.changed} repositories, then the second run with default inputs; both \`incremental: true\`.`, '');
+    L.push(`${o.repos.toLocaleString('en')} tiny repositories (copies of one two-commit repository with a tag, test/harness/bulk.ts; made in ${secs(o.buildMs)}). The first run at concurrency ${o.firstConcurrency} without verify (bench time), then one commit on ${o.changed} repositories, then the second run with default inputs; both \`incremental: true\`.`, '');
     L.push('| run | wall | result | entries copied / all | stand-in requests | Blob requests |');
     L.push('|---|---|---|---|---|---|');
     const fmt = (c: Counts) => Object.entries(c).sort().map(([k, v]) => `${k} ${v}`).join(', ');
