@@ -687,6 +687,17 @@ function netReport(r: { link: Link; rows: NetRow[]; inc?: IncResult | string; or
     const at4 = (w: 'network' | 'local') => wallOf(sw.filter((x) => x.concurrency === CONCURRENCY && x.where === w));
     L.push('', `Fastest: concurrency ${bestC.network} over the network (${secs(best.network)}; the default ${CONCURRENCY} is ${((at4('network') / best.network - 1) * 100).toFixed(0)}% slower), ` +
       `concurrency ${bestC.local} with no network (${secs(best.local)}; the default ${((at4('local') / best.local - 1) * 100).toFixed(0)}% slower).`, '');
+    // Within 10% of the fastest counts as as good (one round on a shared machine is noisier than that).
+    const good = (w: 'network' | 'local') => SWEEP.filter((c) => wallOf(sw.filter((x) => x.concurrency === c && x.where === w)) <= best[w] * 1.1);
+    const gn = good('network');
+    const gl = good('local');
+    const depends = !gn.some((c) => gl.includes(c));
+    L.push(`Within 10% of the fastest: ${gn.join(', ')} over the network; ${gl.join(', ')} with no network. ` +
+      (depends
+        ? 'No value is good in both: **the best concurrency depends on the network**, so a fixed default guesses.'
+        : `${gn.filter((c) => gl.includes(c)).join(', ')} ${gn.filter((c) => gl.includes(c)).length > 1 ? 'are' : 'is'} good in both here; the default ${CONCURRENCY} is ${gn.includes(CONCURRENCY) && gl.includes(CONCURRENCY) ? 'among them' : 'not among them'}.`) +
+      ' Latency makes each repository wait (connection setups, ref negotiation, upload round trips), which more lanes hide; with no network, more lanes only compete for the same 2 cores (git, the task, and here the services too). On a real agent the services\' CPU is elsewhere, so the network side of this table is the better guide.', '');
+    L.push('**Proposed: adapt at run time** (not in the task yet). Start with `concurrency` lanes (4); after every few finished repositories (at least 8, or 10 s), compare the throughput of the last window (archive bytes + repositories per second) with the window before. While it rises by ≥ 10%, add a lane (up to 16, and never more lanes than the temporary disk allows: free space / largest mirror); when it falls, drop back one lane and hold for a few windows. A `concurrency` set by the user stays the cap. Throughput, not latency, is the signal: a network-bound run grows (each lane waits on round trips), a CPU- or disk-bound run stops growing at the knee, and a run against a throttling service (429) backs off.', '');
   }
 
   if (r.sections.has('incremental')) L.push('### Incremental: first run, second run unchanged, second run with 10% changed (over the network)', '');
