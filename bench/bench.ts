@@ -16,6 +16,11 @@ import { profileRun, stageBreakdown, StageRow } from './profile';
 import { runScale, ScaleResults } from './scale';
 import { streamBench, StreamBenchRow, streamBenchMarkdown } from './encryption';
 import { generateIdentity } from '../tasks/common/src/encryption';
+import { Link, linkFromEnv } from './netmodel';
+import {
+  BlobCounter, commitTo, copyCorpus, Counts, incrementalAvailable, INCREMENTAL_MISSING, ManifestSummary, manifestSummary, orgScale,
+  OrgScaleResult, pipelineStart, standInBehind, standInCounts, startBlobCounter, withOrigin,
+} from './network';
 
 const ROOT = path.resolve(__dirname, '../..');
 // --entry <file>: development aid, run another entry (e.g. a wrapper that samples memory) as the task.
@@ -25,6 +30,17 @@ const ROUNDS = Number(argValue('--rounds') ?? (QUICK ? 2 : 3));
 const CONCURRENCY = 4; // the task's default
 const CONTAINER = 'bench';
 const MB = 1 << 20;
+
+// Sections (BENCH_ONLY=…): `local` is the comparison with no network plus memory, shards, scale and cold start; the
+// others run over the modelled link (bench/netmodel.ts); BENCH_ONLY=network runs those four.
+type Section = 'local' | 'net-compare' | 'sweep' | 'incremental' | 'org';
+const ALL_SECTIONS: Section[] = ['local', 'net-compare', 'sweep', 'incremental', 'org'];
+const NETWORK_SECTIONS: Section[] = ['net-compare', 'sweep', 'incremental', 'org'];
+const NET_BEGIN = '<!-- network sections: begin (BENCH_ONLY=network npm run bench rewrites this block) -->';
+const NET_END = '<!-- network sections: end -->';
+const SWEEP = [1, 2, 4, 8, 16];
+const SWEEP_ROUNDS = Number(process.env.BENCH_SWEEP_ROUNDS ?? 1);
+const ORG_REPOS = Number(process.env.BENCH_ORG_REPOS ?? 5000);
 
 type Variant = 'seed' | 'floor' | 'repobackup' | 'encrypted' | 'folder';
 const LABEL: Record<Variant, string> = {
@@ -166,7 +182,7 @@ async function runFloor(env: Env, round: number): Promise<Measure> {
 interface TaskMeasure { run: TaskRun; wallMs: number; mon: MonitorResult }
 
 /** Runs RepoBackup@1 as the agent does (runTask) with the monitor on its process tree. */
-async function runBackupTask(env: Env, name: string, inputs: Record<string, string>, variables: Record<string, string> = {}, timeline = false): Promise<TaskMeasure> {
+async function runBackupTask(env: Env, name: string, inputs: Record<string, string>, variables: Record<string, string> = {}, timeline = false, accept = ['Succeeded']): Promise<TaskMeasure> {
   const tempDir = tmpDir(name);
   let mon: ReturnType<typeof watch> | undefined;
   const run = await runTask(ENTRY, {
@@ -176,7 +192,7 @@ async function runBackupTask(env: Env, name: string, inputs: Record<string, stri
   });
   const result = await mon!.stop();
   if (process.env.BENCH_DUMP_TASK_OUTPUT) fs.writeFileSync(process.env.BENCH_DUMP_TASK_OUTPUT, run.stdout);
-  if (run.result?.result !== 'Succeeded') {
+  if (!accept.includes(run.result?.result ?? '')) {
     throw new Error(`RepoBackup (${name}) ended ${run.result?.result}: ${run.result?.message}\n${run.lines.filter((l) => !l.startsWith('##vso[task.debug')).slice(-40).join('\n')}\n${run.stderr}`);
   }
   fs.rmSync(tempDir, { recursive: true, force: true });
@@ -473,8 +489,287 @@ function report(r: Results): string {
 
 // ---------------------------------------------------------------- main
 
+// ---------------------------------------------------------------- over the modelled network
+
+interface NetRow {
+  label: string;
+  group: 'compare' | 'sweep';
+  /** For the sweep: concurrency and where. */
+  concurrency?: number;
+  where?: 'network' | 'local';
+  round: number;
+  wallMs: number;
+  cpuSeconds: number;
+  machineCpu: number;
+  loadBefore: number;
+  /** Bytes across the link each way, and connections opened through it. */
+  up: number;
+  down: number;
+  connections: number;
+  uploaded: number;
+}
+
+interface IncRun { label: string; result: string; wallMs: number; cpuSeconds: number; up: number; down: number; connections: number; standin: Counts; blob: Counts; manifest?: ManifestSummary }
+interface IncResult { runs: IncRun[]; changed: string[]; changedBytes: number }
+
+async function runSweepPoint(env: Env, concurrency: number, name: string): Promise<Measure> {
+  const { wallMs, mon } = await runBackupTask(env, name, { concurrency: String(concurrency) });
+  const up = await taskBlobTotals(env);
+  return { variant: 'repobackup', round: 0, wallMs, ...mon, uploaded: up.bytes, blobs: up.blobs, serverCpu: 0, azuriteCpu: 0, loadBefore: 0 };
+}
+
+/** The container's manifests and blobs, read with the account key (the bench's view, not the task's). */
+function containerAccess(env: Env) {
+  const container = env.azurite.serviceClient().getContainerClient(CONTAINER);
+  return {
+    list: (prefix: string) => container.listBlobsFlat({ prefix }),
+    download: (name: string) => container.getBlobClient(name).downloadToBuffer(),
+  };
+}
+
+/** First run, second run with nothing changed, second run with 10% of the repositories changed, all `incremental`. */
+async function incrementalCorpus(env: Env, link: Link, counter: BlobCounter): Promise<IncResult> {
+  // Incremental reads the previous run: the SAS needs read + list besides create + write.
+  const sas = withOrigin(env.azurite.containerSasUrl(CONTAINER, 'rcwl', { expiresOn: new Date(Date.now() + 6 * 3600_000) }), `http://127.0.0.1:${await link.forward(counter.port)}`);
+  const ienv: Env = { ...env, sasUrl: sas };
+  const access = containerAccess(env);
+  const runs: IncRun[] = [];
+  const one = async (label: string, buildId: string) => {
+    env.standin.clearLog();
+    counter.reset();
+    const [u0, d0, c0] = [link.up.bytes, link.down.bytes, link.connections];
+    // A run that copies may warn (a previous archive missing…): SucceededWithIssues is a result to report, not a bench failure.
+    const { wallMs, mon, run: task } = await runBackupTask(ienv, `bench-inc-${buildId}`, { incremental: 'true' }, { 'Build.BuildId': buildId, 'System.PipelineStartTime': pipelineStart() }, false, ['Succeeded', 'SucceededWithIssues']);
+    const manifest = await manifestSummary(() => access.list(`manifests/${env.standin.org}/`), access.download, buildId).catch(() => undefined);
+    const run: IncRun = {
+      label, result: task.result?.result ?? 'none', wallMs, cpuSeconds: mon.cpuSeconds, up: link.up.bytes - u0, down: link.down.bytes - d0, connections: link.connections - c0,
+      standin: standInCounts(env.standin.requests), blob: { ...counter.counts }, manifest,
+    };
+    runs.push(run);
+    log(`incremental, ${label}: ${secs(wallMs)}, ${run.result}; ${manifest ? `${manifest.reused} of ${manifest.entries} entries copied` : 'no manifest read'}; stand-in ${JSON.stringify(run.standin)}; Blob ${JSON.stringify(run.blob)}`);
+  };
+  const candidates = env.corpus.filter((r) => !r.disabled && !r.empty);
+  const changed = candidates.filter((_, i) => i % 10 === 5);
+  try {
+    await one('first run', '820001');
+    await one('second run, nothing changed', '820002');
+    const undo = await commitTo(changed.map((r) => r.repo), 'ten-percent');
+    try {
+      await one(`second run, ${changed.length} of ${env.corpus.length} repositories changed`, '820003');
+    } finally {
+      await undo();
+    }
+  } finally {
+    await taskBlobTotals(env);
+  }
+  return { runs, changed: changed.map((r) => `${r.project}/${r.name}`), changedBytes: changed.reduce((s, r) => s + r.bytes + (r.lfsBytes ?? 0), 0) };
+}
+
+/** The sections over the modelled link; returns their markdown. */
+async function networkBench(env: Env, link: Link, sections: Set<Section>): Promise<string> {
+  const t0 = Date.now();
+  const netStandin = await standInBehind(link, { org: env.standin.org, root: tmpDir('bench-standin-net'), token: env.token });
+  let counter: BlobCounter | undefined;
+  try {
+    const netCorpus = copyCorpus(env.standin, env.corpus, netStandin);
+    const netBlob = `http://127.0.0.1:${await link.forward(Number(new URL(env.azurite.blobUrl).port))}`;
+    const netEnv: Env = { ...env, standin: netStandin, corpus: netCorpus, sasUrl: withOrigin(env.sasUrl, netBlob), floorList: floorListOf(netStandin, netCorpus) };
+    log(`network: ${link.describe()}; the corpus copied behind it`);
+    const rows: NetRow[] = [];
+    const measure = async (row: Omit<NetRow, 'wallMs' | 'cpuSeconds' | 'machineCpu' | 'loadBefore' | 'up' | 'down' | 'connections' | 'uploaded'>, run: () => Promise<Measure>) => {
+      const loadBefore = os.loadavg()[0];
+      const [u0, d0, c0] = [link.up.bytes, link.down.bytes, link.connections];
+      const m = await run();
+      const r: NetRow = {
+        ...row, wallMs: m.wallMs, cpuSeconds: m.cpuSeconds, machineCpu: m.machineCpuSeconds, loadBefore,
+        up: link.up.bytes - u0, down: link.down.bytes - d0, connections: link.connections - c0, uploaded: m.uploaded,
+      };
+      rows.push(r);
+      log(`${row.label} (round ${row.round}): ${secs(r.wallMs)}, CPU ${r.cpuSeconds.toFixed(1)} s, link ↑${mb(r.up)} ↓${mb(r.down)}, ${r.connections} connections, load ${loadBefore.toFixed(1)}`);
+    };
+    if (sections.has('net-compare')) {
+      const order: Variant[] = ['seed', 'floor', 'repobackup'];
+      for (let round = 1; round <= ROUNDS; round++) {
+        for (const v of order.map((_, i) => order[(i + round - 1) % order.length])) {
+          await measure({ label: `${LABEL[v]} over the network`, group: 'compare', round }, () =>
+            v === 'seed' ? runSeed(netEnv, 100 + round) : v === 'floor' ? runFloor(netEnv, 100 + round) : runSweepPoint(netEnv, CONCURRENCY, `bench-net-rb-${round}`));
+        }
+      }
+    }
+    if (sections.has('sweep')) {
+      const points = SWEEP.flatMap((c) => (['network', 'local'] as const).map((where) => ({ c, where })));
+      for (let round = 1; round <= SWEEP_ROUNDS; round++) {
+        const k = ((round - 1) * 3) % points.length;
+        for (const p of [...points.slice(k), ...points.slice(0, k)]) {
+          await measure({ label: `concurrency ${p.c}, ${p.where}`, group: 'sweep', concurrency: p.c, where: p.where, round }, () =>
+            runSweepPoint(p.where === 'network' ? netEnv : env, p.c, `bench-sweep-${p.where}-${p.c}-${round}`));
+        }
+      }
+    }
+    let inc: IncResult | string | undefined;
+    let org: OrgScaleResult | string | undefined;
+    if (sections.has('incremental') || sections.has('org')) {
+      if (!incrementalAvailable()) {
+        log(INCREMENTAL_MISSING);
+        inc = org = INCREMENTAL_MISSING;
+      } else {
+        counter = await startBlobCounter(env.azurite.blobUrl);
+        if (sections.has('incremental')) inc = await incrementalCorpus(netEnv, link, counter);
+        if (sections.has('org')) {
+          const access = containerAccess(env);
+          try {
+            org = await orgScale({
+              entry: ENTRY, link, blobCounter: counter, repos: ORG_REPOS, firstConcurrency: 16,
+              sasUrl: env.azurite.containerSasUrl(CONTAINER, 'rcwl', { expiresOn: new Date(Date.now() + 6 * 3600_000) }),
+              containerList: access.list, download: access.download, log,
+            });
+          } finally {
+            for (const prefix of ['archives/bigorg/', 'manifests/bigorg/']) await blobTotals(env, prefix);
+          }
+        }
+      }
+    }
+    return netReport({ link, rows, inc, org, totalMs: Date.now() - t0, sections });
+  } finally {
+    await counter?.stop();
+    await netStandin.stop();
+  }
+}
+
+function netReport(r: { link: Link; rows: NetRow[]; inc?: IncResult | string; org?: OrgScaleResult | string; totalMs: number; sections: Set<Section> }): string {
+  const L: string[] = [];
+  const yes = (ok: boolean) => (ok ? '**met**' : '**MISSED**');
+  const wallOf = (rows: NetRow[]) => median(rows.map((x) => x.wallMs));
+  L.push('## Over a modelled network', '');
+  L.push(`Written by \`${r.sections.size === NETWORK_SECTIONS.length ? 'BENCH_ONLY=network ' : ''}npm run bench\` on ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC; these sections took ${secs(r.totalMs)}.`, '');
+  L.push(`- The link (\`bench/netmodel.ts\`): ${r.link.describe()} (BENCH_RTT_MS=${r.link.options.rttMs}, BENCH_MBIT=${r.link.options.mbit}). ` +
+    'A TCP forwarding proxy on this machine with one listening port per service (the Azure DevOps stand-in, Azurite); every URL the task, the seed way and the floor use points at these ports (the stand-in hands out URLs with the proxy\'s port). ' +
+    'Each chunk leaves at max(arrival + one-way delay, the previous departure in that direction + its bytes / bandwidth): pipelined, one serializer per direction for all connections together (like one uplink); a new connection waits one round trip before its first byte goes through (the TCP handshake); at most 4 MiB in flight per connection and direction.');
+  L.push('- Not modelled: packet loss and retransmission, TCP slow start and congestion control, TLS handshakes (the real services are HTTPS: one or two more round trips per new connection), DNS, jitter, the services\' own rate limits. The services still run on this machine\'s 2 cores, as does the proxy.');
+  L.push(`- Machine: ${machine().join('; ')}.`, '');
+
+  const cmp = r.rows.filter((x) => x.group === 'compare');
+  if (cmp.length) {
+    const by = (prefix: string) => cmp.filter((x) => x.label.startsWith(prefix));
+    const seed = by(LABEL.seed);
+    const floor = by(LABEL.floor);
+    const rb = by(LABEL.repobackup);
+    L.push('### Seed way vs RepoBackup@1 vs the floor, over the network', '');
+    L.push(`${ROUNDS} rounds, rotated; medians. Load (1-min average) before each run: ${cmp.map((x) => x.loadBefore.toFixed(1)).join(', ')}.`, '');
+    L.push('| variant | wall (median) | runs | CPU (its tree) | across the link ↑ / ↓ | connections |');
+    L.push('|---|---|---|---|---|---|');
+    for (const [name, xs] of [[LABEL.seed, seed], [LABEL.floor, floor], [LABEL.repobackup, rb]] as const) {
+      if (!xs.length) continue;
+      L.push(`| ${name} | **${secs(wallOf(xs))}** | ${xs.map((x) => secs(x.wallMs)).join(', ')} | ${median(xs.map((x) => x.cpuSeconds)).toFixed(1)} s | ${mb(median(xs.map((x) => x.up)))} / ${mb(median(xs.map((x) => x.down)))} | ${median(xs.map((x) => x.connections))} |`);
+    }
+    if (seed.length && rb.length && floor.length) {
+      const ratio = wallOf(seed) / wallOf(rb);
+      L.push('', `**seed / RepoBackup = ${ratio.toFixed(2)}×** over the network (target ≥ 3×: ${yes(ratio >= 3)}) · RepoBackup / floor = ${(wallOf(rb) / wallOf(floor)).toFixed(2)}× · ` +
+        `the link alone needs ≥ ${secs(Math.max(median(rb.map((x) => x.up)), median(rb.map((x) => x.down))) * 8 / (r.link.options.mbit * 1000))} for RepoBackup's bytes.`);
+    }
+    L.push('');
+  }
+
+  const sw = r.rows.filter((x) => x.group === 'sweep');
+  if (sw.length) {
+    L.push('### Concurrency sweep, network vs no network (the same run)', '');
+    L.push(`RepoBackup@1, default inputs but \`concurrency\`; ${SWEEP_ROUNDS} round(s), the 10 points rotated; medians. Load before each run: ${sw.map((x) => x.loadBefore.toFixed(1)).join(', ')}.`, '');
+    L.push('| concurrency | over the network | no network | network / no network |');
+    L.push('|---|---|---|---|');
+    const best = { network: Infinity, local: Infinity } as Record<'network' | 'local', number>;
+    const bestC = { network: 0, local: 0 } as Record<'network' | 'local', number>;
+    for (const c of SWEEP) {
+      const n = wallOf(sw.filter((x) => x.concurrency === c && x.where === 'network'));
+      const l = wallOf(sw.filter((x) => x.concurrency === c && x.where === 'local'));
+      if (n < best.network) { best.network = n; bestC.network = c; }
+      if (l < best.local) { best.local = l; bestC.local = c; }
+      L.push(`| ${c}${c === CONCURRENCY ? ' (default)' : ''} | ${secs(n)} | ${secs(l)} | ${(n / l).toFixed(2)}× |`);
+    }
+    const at4 = (w: 'network' | 'local') => wallOf(sw.filter((x) => x.concurrency === CONCURRENCY && x.where === w));
+    L.push('', `Fastest: concurrency ${bestC.network} over the network (${secs(best.network)}; the default ${CONCURRENCY} is ${((at4('network') / best.network - 1) * 100).toFixed(0)}% slower), ` +
+      `concurrency ${bestC.local} with no network (${secs(best.local)}; the default ${((at4('local') / best.local - 1) * 100).toFixed(0)}% slower).`, '');
+    // Within 10% of the fastest counts as as good (one round on a shared machine is noisier than that).
+    const good = (w: 'network' | 'local') => SWEEP.filter((c) => wallOf(sw.filter((x) => x.concurrency === c && x.where === w)) <= best[w] * 1.1);
+    const gn = good('network');
+    const gl = good('local');
+    const depends = !gn.some((c) => gl.includes(c));
+    L.push(`Within 10% of the fastest: ${gn.join(', ')} over the network; ${gl.join(', ')} with no network. ` +
+      (depends
+        ? 'No value is good in both: **the best concurrency depends on the network**, so a fixed default guesses.'
+        : `${gn.filter((c) => gl.includes(c)).join(', ')} ${gn.filter((c) => gl.includes(c)).length > 1 ? 'are' : 'is'} good in both here; the default ${CONCURRENCY} is ${gn.includes(CONCURRENCY) && gl.includes(CONCURRENCY) ? 'among them' : 'not among them'}.`) +
+      ' Latency makes each repository wait (connection setups, ref negotiation, upload round trips), which more lanes hide; with no network, more lanes only compete for the same 2 cores (git, the task, and here the services too). On a real agent the services\' CPU is elsewhere, so the network side of this table is the better guide.', '');
+    L.push('**Proposed: adapt at run time** (not wired into the task yet; the rule is `tasks/RepoBackup/RepoBackupV1/src/pace.ts`, tested in `test/unit/pace.test.ts`). Start with `concurrency` lanes (4); after every few finished repositories (at least 8, or 10 s), compare the throughput of the last window (archive bytes + repositories per second) with the window before. While it rises by ≥ 10%, add a lane (up to 16, and never more lanes than the temporary disk allows: free space / largest mirror); when it falls, drop back one lane and hold for a few windows. A `concurrency` set by the user stays the cap. Throughput, not latency, is the signal: a network-bound run grows (each lane waits on round trips), a CPU- or disk-bound run stops growing at the knee, and a run against a throttling service (429) backs off.', '');
+  }
+
+  if (r.sections.has('incremental')) L.push('### Incremental: first run, second run unchanged, second run with 10% changed (over the network)', '');
+  if (!r.sections.has('incremental')) {
+    // not selected
+  } else if (typeof r.inc === 'string' || !r.inc) {
+    L.push(`${r.inc ?? 'not run'} (this build's RepoBackup@1 has no input \`incremental\`).`, '');
+  } else {
+    const [first] = r.inc.runs;
+    L.push(`\`incremental: true\`, container SAS \`sp=rcwl\`, default inputs otherwise. Changed: one commit pushed to ${r.inc.changed.join(', ')} (${mb(r.inc.changedBytes)} of data) between the second and the third run.`, '');
+    L.push('| run | result | wall | vs first | CPU | entries copied / all | across the link ↑ / ↓ | stand-in requests | Blob requests |');
+    L.push('|---|---|---|---|---|---|---|---|---|');
+    const fmt = (c: Counts) => Object.entries(c).sort().map(([k, v]) => `${k} ${v}`).join(', ');
+    for (const x of r.inc.runs) {
+      L.push(`| ${x.label} | ${x.result} | **${secs(x.wallMs)}** | ${((x.wallMs / first.wallMs) * 100).toFixed(0)}% | ${x.cpuSeconds.toFixed(1)} s | ${x.manifest ? `${x.manifest.reused} / ${x.manifest.entries}` : '?'} | ${mb(x.up)} / ${mb(x.down)} | ${fmt(x.standin)} | ${fmt(x.blob)} |`);
+    }
+    const second = r.inc.runs[1];
+    L.push('', `Target second unchanged run ≤ 10% of the first: ${((second.wallMs / first.wallMs) * 100).toFixed(1)}% ${yes(second.wallMs <= first.wallMs * 0.1)}.`, '');
+  }
+
+  if (r.sections.has('org')) L.push(`### ${ORG_REPOS.toLocaleString('en')}-repository organization, 1% changed, incremental (over the network)`, '');
+  if (!r.sections.has('org')) {
+    // not selected
+  } else if (typeof r.org === 'string' || !r.org) {
+    L.push(`${r.org ?? 'not run'}.`, '');
+  } else {
+    const o = r.org;
+    L.push(`${o.repos.toLocaleString('en')} tiny repositories (copies of one two-commit repository with a tag, test/harness/bulk.ts; made in ${secs(o.buildMs)}). The first run at concurrency ${o.firstConcurrency} without verify (bench time), then one commit on ${o.changed} repositories, then the second run with default inputs; both \`incremental: true\`.`, '');
+    L.push('| run | wall | result | entries copied / all | stand-in requests | Blob requests |');
+    L.push('|---|---|---|---|---|---|');
+    const fmt = (c: Counts) => Object.entries(c).sort().map(([k, v]) => `${k} ${v}`).join(', ');
+    for (const x of o.runs) L.push(`| ${x.label} | **${secs(x.wallMs)}** | ${x.result}${x.note ? ` (${x.note})` : ''} | ${x.manifest ? `${x.manifest.reused} / ${x.manifest.entries}` : '?'} | ${fmt(x.standin)} | ${fmt(x.blob)} |`);
+    const second = o.runs[1];
+    if (second) {
+      const unchanged = o.repos - o.changed;
+      const per = (c: Counts, pred: (k: string) => boolean) => Object.entries(c).filter(([k]) => pred(k)).reduce((s, [, v]) => s + v, 0);
+      L.push('', `Second run: ${secs(second.wallMs)} (${((second.wallMs / o.runs[0].wallMs) * 100).toFixed(1)}% of the first). Per repository (÷ ${o.repos.toLocaleString('en')}; the ${o.changed} changed ones are backed up in full): ` +
+        `info/refs ${(per(second.standin, (k) => k === 'info/refs') / o.repos).toFixed(2)}, upload-pack ${(per(second.standin, (k) => k === 'upload-pack') / o.repos).toFixed(2)}, REST ${(per(second.standin, (k) => k === 'REST') / o.repos).toFixed(3)}, ` +
+        `Blob copy ${(per(second.blob, (k) => k.startsWith('copy')) / unchanged).toFixed(2)} per unchanged repository, Blob put ${(per(second.blob, (k) => k.startsWith('put')) / o.repos).toFixed(2)}, list ${(per(second.blob, (k) => k === 'list') / o.repos).toFixed(3)}, get ${(per(second.blob, (k) => k.startsWith('get')) / o.repos).toFixed(2)}. ` +
+        'Expected: one ref listing (with protocol v2, `git ls-remote` is one GET info/refs and one POST git-upload-pack `ls-refs`) and one copy per unchanged repository.', '');
+    }
+  }
+  L.push(`Rerun just these sections: \`BENCH_ONLY=network npm run bench\` (or one of them: \`BENCH_ONLY=net-compare\`, \`sweep\`, \`incremental\`, \`org\`; those write to build/bench/). BENCH_RTT_MS, BENCH_MBIT change the link; BENCH_SWEEP_ROUNDS (default 1) the sweep's rounds; BENCH_ORG_REPOS (default 5000) the organization's size.`, '');
+  return L.join('\n') + '\n';
+}
+
+/** BENCH_ONLY=a,b: the sections to run (default all); `network` stands for the four sections over the modelled link. */
+function selectedSections(): Set<Section> {
+  const raw = (process.env.BENCH_ONLY ?? '').split(',').map((x) => x.trim()).filter(Boolean);
+  if (!raw.length) return new Set(ALL_SECTIONS);
+  const out = new Set<Section>();
+  for (const x of raw) {
+    if (x === 'network') NETWORK_SECTIONS.forEach((n) => out.add(n));
+    else if ((ALL_SECTIONS as string[]).includes(x)) out.add(x as Section);
+    else throw new Error(`BENCH_ONLY: unknown section '${x}': use ${['network', ...ALL_SECTIONS].join(', ')} (comma-separated), or unset it for all`);
+  }
+  return out;
+}
+
+function floorListOf(standin: DevOpsStandIn, corpus: BenchRepo[]): string {
+  return corpus
+    .filter((r) => !r.disabled)
+    .map((r, i) => ({ i, url: r.repo.cloneUrl, size: Number(standin.repoJson(r.repo).size) }))
+    .sort((a, b) => b.size - a.size || a.i - b.i)
+    .map((r) => `${r.i} ${r.url}`).join('\n') + '\n';
+}
+
 async function main() {
   const t0 = Date.now();
+  const sections = selectedSections();
+  const link = new Link(linkFromEnv());
   ensureTools();
   const uploader = await bundleUploader();
   const token = `bench-job-token-${process.pid}`;
@@ -489,12 +784,7 @@ async function main() {
     const corpus = await buildCorpus(standin, corpusSpec(QUICK));
     const corpusBuildMs = Date.now() - tc;
     log(`corpus: ${corpus.length} repositories in ${secs(corpusBuildMs)}`);
-    const floorList = corpus
-      .filter((r) => !r.disabled)
-      .map((r, i) => ({ i, url: r.repo.cloneUrl, size: Number(standin.repoJson(r.repo).size) }))
-      .sort((a, b) => b.size - a.size || a.i - b.i)
-      .map((r) => `${r.i} ${r.url}`).join('\n') + '\n';
-    const env: Env = { standin, azurite, token, sasUrl, uploader, corpus, floorList };
+    const env: Env = { standin, azurite, token, sasUrl, uploader, corpus, floorList: floorListOf(standin, corpus) };
 
     if (process.argv.includes('--profile')) {
       // Development aid: where RepoBackup's time goes (no comparison, no results file).
@@ -504,62 +794,101 @@ async function main() {
 
     // --only a,b: development aid, just those variants (no extras, no results file).
     const only = argValue('--only')?.split(',') as Variant[] | undefined;
-    const cold = only ? { runs: [], nodeBaseline: [] } : await coldStart(env);
-    if (!only) log(`cold start: ${cold.runs.join(', ')} ms`);
-
-    const measures: Measure[] = [];
-    const order: Variant[] = only ?? ['seed', 'floor', 'repobackup', 'encrypted', 'folder'];
-    for (let round = 1; round <= ROUNDS; round++) {
-      // Rotate so that no variant always runs right after the same other one.
-      const rotated = order.map((_, i) => order[(i + round - 1) % order.length]);
-      for (const v of rotated) {
-        const loadBefore = os.loadavg()[0];
-        const s0 = selfTreeCpu();
-        const a0 = azuriteCpu();
-        const m = v === 'seed' ? await runSeed(env, round) : v === 'floor' ? await runFloor(env, round)
-          : v === 'folder' ? await runFolder(env, round) : await runRepoBackup(env, round, v === 'encrypted');
-        // This process's tree includes the variant (its child) once reaped: take the variant's own CPU out.
-        m.serverCpu = Math.max(0, selfTreeCpu() - s0 - m.cpuSeconds);
-        m.azuriteCpu = azuriteCpu() - a0;
-        m.loadBefore = loadBefore;
-        measures.push(m);
-        log(`round ${round} ${LABEL[v]}: ${secs(m.wallMs)}, CPU ${m.cpuSeconds.toFixed(1)} s (task/script ${m.rootCpuSeconds.toFixed(1)} s; machine ${m.machineCpuSeconds.toFixed(1)} s, stand-in ${m.serverCpu.toFixed(1)} s, Azurite ${m.azuriteCpu.toFixed(1)} s), task RSS ${mb(m.rootPeakRss)}, children ${mb(m.childrenPeakRss)}, disk ${mb(m.diskPeak)}, uploaded ${mb(m.uploaded)}`);
-      }
+    let localText: string | undefined;
+    let localResults: Omit<Results, 'totalMs' | 'scale'> | undefined;
+    if (sections.has('local') || only) {
+      localResults = await localBench(env, corpusBuildMs, only);
+      if (only) return;
     }
-    if (only) {
-      // --only repobackup,encrypted: the encryption cost alone, same rounds.
-      const w = (v: Variant) => median(measures.filter((m) => m.variant === v).map((m) => m.wallMs));
-      const c = (v: Variant) => median(measures.filter((m) => m.variant === v).map((m) => m.cpuSeconds));
-      if (only.includes('encrypted') && only.includes('repobackup')) {
-        log(`encrypted / unencrypted wall (medians of ${ROUNDS}): ${secs(w('encrypted'))} / ${secs(w('repobackup'))} = ${(w('encrypted') / w('repobackup')).toFixed(3)}×; CPU ${c('encrypted').toFixed(1)} s / ${c('repobackup').toFixed(1)} s`);
-      }
-      return;
+    let networkText: string | undefined;
+    if (NETWORK_SECTIONS.some((n) => sections.has(n))) {
+      networkText = await networkBench(env, link, sections);
     }
-    const streams = await streamBench();
-    log(`encryption stream bench: ${streams.map((x) => `${x.label} ${x.mbPerS.toFixed(0)} MB/s`).join(' | ')}`);
-    const sizes = await rssBySize(env);
-    log(`RSS by size: ${sizes.map((s) => `${s.repo} ${mb(s.taskRss)}`).join(', ')}`);
-    const shard = await shardedRun(env);
-    log(`sharded: ${shard.jobs.map((j) => `${j.repos} repos ${mb(j.listedBytes)} ${secs(j.wallMs)}`).join(' | ')}; exactly once: ${shard.everyRepoOnce}`);
     await standin.stop();
     stopped = true;
-    const scale = await runScale(ENTRY, sasUrl);
-    log(`scale: ${scale.rows.map((r) => `${r.label} ${secs(r.wallMs)} ${mb(r.rss)}`).join(' | ')}`);
-
-    const rbs = measures.filter((m) => m.variant === 'repobackup').sort((a, b) => a.wallMs - b.wallMs);
-    const mid = rbs[(rbs.length - 1) >> 1];
-    const stages = mid?.timeline ? { ...stageBreakdown(mid.timeline, mid.wallMs, 50), runMs: mid.wallMs } : undefined;
-    const text = report({ quick: QUICK, corpus, corpusBuildMs, measures, sizes, shard, scale, cold, totalMs: Date.now() - t0, stages, streams });
-    // The quick variant is for development: its results go to build/, only the full bench writes bench/results.md.
-    const file = QUICK ? path.join(ROOT, 'build/bench/results-quick.md') : path.join(ROOT, 'bench/results.md');
+    if (localResults) {
+      const scale = await runScale(ENTRY, sasUrl);
+      log(`scale: ${scale.rows.map((r) => `${r.label} ${secs(r.wallMs)} ${mb(r.rss)}`).join(' | ')}`);
+      localText = report({ ...localResults, scale, totalMs: Date.now() - t0 });
+    }
+    const whole = sections.size === ALL_SECTIONS.length;
+    const netBlock = networkText ? `${NET_BEGIN}\n${networkText}${NET_END}\n` : '';
+    let file: string;
+    let text: string;
+    if (QUICK) {
+      // The quick variant is for development: its results go to build/, only the full bench writes bench/results.md.
+      file = path.join(ROOT, 'build/bench/results-quick.md');
+      text = (localText ?? '') + (netBlock ? '\n' + netBlock : '');
+    } else if (whole) {
+      file = path.join(ROOT, 'bench/results.md');
+      text = localText!.replace(/\n*$/, '\n\n') + netBlock;
+    } else if (networkText && NETWORK_SECTIONS.every((n) => sections.has(n)) && !localText) {
+      // BENCH_ONLY=network: the network block of bench/results.md is replaced, the rest kept.
+      file = path.join(ROOT, 'bench/results.md');
+      const old = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '';
+      const a = old.indexOf(NET_BEGIN);
+      const b = old.indexOf(NET_END);
+      text = a >= 0 && b > a ? old.slice(0, a) + netBlock + old.slice(b + NET_END.length + 1) : old.replace(/\n*$/, '\n\n') + netBlock;
+    } else {
+      file = path.join(ROOT, `build/bench/results-${[...sections].join('-')}.md`);
+      text = (localText ?? '') + netBlock;
+    }
+    fs.mkdirSync(path.dirname(file), { recursive: true });
     fs.writeFileSync(file, text);
-    console.log('\n' + text);
-    log(`written to ${path.relative(process.cwd(), file)}`);
+    console.log('\n' + (localText ?? '') + (networkText ?? ''));
+    log(`written to ${path.relative(process.cwd(), file)} (the whole bench took ${secs(Date.now() - t0)})`);
   } finally {
     if (!stopped) await standin.stop().catch(() => undefined);
+    await link.close();
     await azurite.stop();
     await cleanupAll();
   }
+}
+
+/** The comparison on this machine with no network (seed, floor, RepoBackup, encrypted, folder), then memory and shards. */
+async function localBench(env: Env, corpusBuildMs: number, only: Variant[] | undefined): Promise<Omit<Results, 'totalMs' | 'scale'> | undefined> {
+  const { corpus } = env;
+  const cold = only ? { runs: [], nodeBaseline: [] } : await coldStart(env);
+  if (!only) log(`cold start: ${cold.runs.join(', ')} ms`);
+
+  const measures: Measure[] = [];
+  const order: Variant[] = only ?? ['seed', 'floor', 'repobackup', 'encrypted', 'folder'];
+  for (let round = 1; round <= ROUNDS; round++) {
+    // Rotate so that no variant always runs right after the same other one.
+    const rotated = order.map((_, i) => order[(i + round - 1) % order.length]);
+    for (const v of rotated) {
+      const loadBefore = os.loadavg()[0];
+      const s0 = selfTreeCpu();
+      const a0 = azuriteCpu();
+      const m = v === 'seed' ? await runSeed(env, round) : v === 'floor' ? await runFloor(env, round)
+        : v === 'folder' ? await runFolder(env, round) : await runRepoBackup(env, round, v === 'encrypted');
+      // This process's tree includes the variant (its child) once reaped: take the variant's own CPU out.
+      m.serverCpu = Math.max(0, selfTreeCpu() - s0 - m.cpuSeconds);
+      m.azuriteCpu = azuriteCpu() - a0;
+      m.loadBefore = loadBefore;
+      measures.push(m);
+      log(`round ${round} ${LABEL[v]}: ${secs(m.wallMs)}, CPU ${m.cpuSeconds.toFixed(1)} s (task/script ${m.rootCpuSeconds.toFixed(1)} s; machine ${m.machineCpuSeconds.toFixed(1)} s, stand-in ${m.serverCpu.toFixed(1)} s, Azurite ${m.azuriteCpu.toFixed(1)} s), task RSS ${mb(m.rootPeakRss)}, children ${mb(m.childrenPeakRss)}, disk ${mb(m.diskPeak)}, uploaded ${mb(m.uploaded)}`);
+    }
+  }
+  if (only) {
+    // --only repobackup,encrypted: the encryption cost alone, same rounds.
+    const w = (v: Variant) => median(measures.filter((m) => m.variant === v).map((m) => m.wallMs));
+    const c = (v: Variant) => median(measures.filter((m) => m.variant === v).map((m) => m.cpuSeconds));
+    if (only.includes('encrypted') && only.includes('repobackup')) {
+      log(`encrypted / unencrypted wall (medians of ${ROUNDS}): ${secs(w('encrypted'))} / ${secs(w('repobackup'))} = ${(w('encrypted') / w('repobackup')).toFixed(3)}×; CPU ${c('encrypted').toFixed(1)} s / ${c('repobackup').toFixed(1)} s`);
+    }
+    return;
+  }
+  const streams = await streamBench();
+  log(`encryption stream bench: ${streams.map((x) => `${x.label} ${x.mbPerS.toFixed(0)} MB/s`).join(' | ')}`);
+  const sizes = await rssBySize(env);
+  log(`RSS by size: ${sizes.map((s) => `${s.repo} ${mb(s.taskRss)}`).join(', ')}`);
+  const shard = await shardedRun(env);
+  log(`sharded: ${shard.jobs.map((j) => `${j.repos} repos ${mb(j.listedBytes)} ${secs(j.wallMs)}`).join(' | ')}; exactly once: ${shard.everyRepoOnce}`);
+  const rbs = measures.filter((m) => m.variant === 'repobackup').sort((a, b) => a.wallMs - b.wallMs);
+  const mid = rbs[(rbs.length - 1) >> 1];
+  const stages = mid?.timeline ? { ...stageBreakdown(mid.timeline, mid.wallMs, 50), runMs: mid.wallMs } : undefined;
+  return { quick: QUICK, corpus, corpusBuildMs, measures, sizes, shard, cold, stages, streams };
 }
 
 main().catch((err) => {

@@ -266,6 +266,11 @@ export class DevOpsStandIn {
   jobTokenOnlyForOidc = false;
   /** OIDC tokens handed out. */
   readonly oidcIssued: string[] = [];
+  /**
+   * The port in the URLs the stand-in hands out from now on (default: the one it listens on), e.g. a proxy's that
+   * forwards to it (the bench's network model). Repositories keep the URLs they were added with: set it first.
+   */
+  publicPort?: number;
   private readonly children = new Set<ChildProcess>();
   private server!: http.Server;
   private port = 0;
@@ -298,9 +303,14 @@ export class DevOpsStandIn {
     return s;
   }
 
+  /** The port it listens on (`publicPort` aside). */
+  get listenPort(): number {
+    return this.port;
+  }
+
   /** `http://127.0.0.1:<port>` */
   get baseUrl(): string {
-    return `http://${this.hostName}:${this.port}`;
+    return `http://${this.hostName}:${this.publicPort ?? this.port}`;
   }
 
   /** The port the stand-in listens on (127.0.0.1). */
