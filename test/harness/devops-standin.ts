@@ -313,18 +313,13 @@ export class DevOpsStandIn {
     return `http://${this.hostName}:${this.publicPort ?? this.port}`;
   }
 
-  /** The port the stand-in listens on (127.0.0.1). */
-  get listenPort(): number {
-    return this.port;
-  }
-
   /** `http://127.0.0.1:<port>/<org>/` (the collection URL, trailing slash); on Server `http://127.0.0.1:<port>/tfs/<collection>/`. */
   get orgUrl(): string {
     return `${this.collectionBase()}/`;
   }
 
   /** The collection URL without the trailing slash, on `host` (default: the stand-in's own host name and port). */
-  private collectionBase(host = `${this.hostName}:${this.port}`): string {
+  private collectionBase(host = `${this.hostName}:${this.publicPort ?? this.port}`): string {
     const dir = FLAVORS[this.flavor].virtualDir;
     return `http://${host}${dir ? `/${dir}` : ''}/${encodeURIComponent(this.org)}`;
   }
