@@ -5,7 +5,6 @@
 // a request that went through the proxy from one that went direct.
 import assert from 'assert';
 import { randomBytes } from 'crypto';
-import * as fs from 'fs';
 import { promises as dns } from 'dns';
 import * as net from 'net';
 import * as os from 'os';
