@@ -17,6 +17,7 @@ import { DevOpsStandIn } from './harness/devops-standin';
 import { EntraStandIn, makeTestPki, OidcIssuer, TestPki } from './harness/entra-standin';
 import { allCmdlines } from './harness/procs';
 import { runTask, TaskRun } from './harness/run-task';
+import { startTinyproxy } from './harness/tinyproxy';
 import { cleanupAll, delay, refMap, tmpDir } from './harness/util';
 import { DEVOPS_RESOURCE, DEVOPS_SCOPE, STORAGE_SCOPE } from '../tasks/common/src/identity';
 
@@ -55,7 +56,7 @@ describe('Service connection (workload identity federation): no SAS, no PAT', fu
 
   const wifParams = () => ({ tenantid: entra.tenantId, serviceprincipalid: clientId, workloadIdentityFederationIssuer: oidc.issuer, workloadIdentityFederationSubject: SUBJECT });
 
-  async function task(entry: string, inputs: Record<string, string>, opts: { env?: Record<string, string>; variables?: Record<string, string> } = {}): Promise<TaskRun> {
+  async function task(entry: string, inputs: Record<string, string>, opts: { env?: Record<string, string>; variables?: Record<string, string>; secrets?: Record<string, string> } = {}): Promise<TaskRun> {
     const run = await runTask(entry, {
       inputs: { organizationUrl: standin.orgUrl, azureSubscription: CONNECTION, ...inputs },
       orgUrl: standin.orgUrl, token: JOB_TOKEN, tempDir: tmpDir('run'),
@@ -64,6 +65,7 @@ describe('Service connection (workload identity federation): no SAS, no PAT', fu
         ...opts.variables,
       },
       env: { NODE_PATH: '', NODE_OPTIONS: '', NODE_EXTRA_CA_CERTS: pki.caCert, ...endpointEnv(CONNECTION, 'WorkloadIdentityFederation', wifParams()), ...opts.env },
+      secrets: opts.secrets,
       timeoutMs: 150_000,
     });
     runs.push(run);
@@ -197,6 +199,54 @@ describe('Service connection (workload identity federation): no SAS, no PAT', fu
       standin.faults = {};
       entra.tokenLifetimeSec = 3600;
       oidc.lifetimeSec = 600;
+    }
+  });
+
+  it('through the agent\'s proxy, trusting the test CA only through Agent.CAInfo: OIDC and Entra token requests pass the proxy, its password nowhere', async () => {
+    const PROXY_USER = 'backupagent';
+    const PROXY_PASSWORD = `canaryProxyPw${crypto.randomBytes(12).toString('hex')}`;
+    const proxy = await startTinyproxy(tmpDir('tinyproxy'), { auth: { user: PROXY_USER, password: PROXY_PASSWORD }, bind: '127.0.0.2' });
+    try {
+      await azurite.createContainer('proxied');
+      const variables = { 'Agent.ProxyUrl': proxy.url, 'Agent.ProxyUsername': PROXY_USER, 'Build.BuildId': '2005', 'System.Debug': 'true' };
+      const inputs = { ...blobInputs(), containerName: 'proxied', authType: 'serviceConnection', repositories: 'Team Alpha/api' };
+      // No NODE_EXTRA_CA_CERTS: the Entra stand-in and Azurite (HTTPS, test CA) are trusted through Agent.CAInfo or not at all.
+      const env = { NODE_EXTRA_CA_CERTS: '' };
+
+      // Without it (and to a folder, so the first HTTPS request is Entra's): the token request refuses the certificate.
+      const since = entra.requests.length;
+      const folder = tmpDir('backups');
+      const untrusted = await task(BACKUP, { organizationUrl: standin.orgUrl, destination: 'folder', folderPath: folder, authType: 'serviceConnection', repositories: 'Team Alpha/api' },
+        { env, variables, secrets: { 'Agent.ProxyPassword': PROXY_PASSWORD } });
+      assert.strictEqual(untrusted.result?.result, 'Failed', explain(untrusted));
+      assert.match(untrusted.result!.message, /Entra ID .*server certificate of https:\/\/127\.0\.0\.1:\d+ is not trusted.*Agent\.CAInfo/, untrusted.result!.message);
+      assert.ok(proxy.log().includes(new URL(entra.authorityHost).host), 'the refused token request was tunnelled through the proxy');
+      assert.strictEqual(entra.requests.length, since, 'no token request reached Entra without the CA');
+      console.log(`      proxied, without Agent.CAInfo: ${untrusted.result!.message.slice(0, 220)}`);
+
+      standin.clearLog();
+      const logBefore = proxy.log().length;
+      const run = await task(BACKUP, inputs, { env, variables: { ...variables, 'Agent.CAInfo': pki.caCert }, secrets: { 'Agent.ProxyPassword': PROXY_PASSWORD } });
+      assert.strictEqual(run.result?.result, 'Succeeded', explain(run));
+      const mine = entra.requests.slice(since).filter((q) => q.status === 200);
+      assert.ok(mine.some((q) => q.scope === DEVOPS_SCOPE) && mine.some((q) => q.scope === STORAGE_SCOPE), 'Entra issued both tokens');
+      const log = proxy.log().slice(logBefore);
+      const entraHost = new URL(entra.authorityHost).host;
+      assert.ok(log.includes(entraHost), `the Entra token requests went through the proxy (tinyproxy log names ${entraHost})`);
+      assert.ok(log.includes(new URL(azurite.tlsBlobUrl!).host), 'the storage requests went through the proxy');
+      const oidcRequests = standin.requests.filter((q) => q.url.includes('/oidctoken'));
+      assert.ok(oidcRequests.length > 0, 'the OIDC token was requested');
+      assert.deepStrictEqual(oidcRequests.filter((q) => q.remoteAddress !== '127.0.0.2').map((q) => q.url), [], 'the OIDC request went through the proxy');
+      assert.deepStrictEqual(standin.requests.filter((q) => q.route === 'rest' && q.remoteAddress !== '127.0.0.2').map((q) => q.url), [], 'REST went through the proxy');
+      for (const r of [untrusted, run]) assertNoSecretInOutput(r, [...secrets(), PROXY_PASSWORD]);
+      assertNoSecretInUrls('Azure DevOps', standin.requests.map((q) => q.url), [PROXY_PASSWORD]);
+      assertNoSecretInUrls('Azurite', azurite.requestUrls(), [PROXY_PASSWORD]);
+      const files = await readContainer(azurite.serviceClient().getContainerClient('proxied'));
+      assertNoSecretInBytes('an archive or manifest', [...files.values()].map((f) => f.bytes), [PROXY_PASSWORD, ...secrets()]);
+      assert.strictEqual(manifests(files)[0].repositories.find((e) => e.repository === 'api')?.status, 'ok');
+      console.log(`      proxied WIF: ${mine.length} Entra token requests and ${oidcRequests.length} OIDC request(s) through tinyproxy; run ${run.durationMs} ms`);
+    } finally {
+      await proxy.stop();
     }
   });
 

@@ -4,9 +4,7 @@
 // keeps each connection's address) and a gate in front of Azurite (which records every connection's address) tell
 // a request that went through the proxy from one that went direct.
 import assert from 'assert';
-import { ChildProcess, spawn } from 'child_process';
 import { randomBytes } from 'crypto';
-import * as fs from 'fs';
 import { promises as dns } from 'dns';
 import * as net from 'net';
 import * as os from 'os';
@@ -18,7 +16,9 @@ import { DevOpsStandIn } from './harness/devops-standin';
 import { makeTestPki, TestPki } from './harness/entra-standin';
 import * as procs from './harness/procs';
 import { runTask, TaskRun } from './harness/run-task';
-import { cleanupAll, freePort, tmpDir } from './harness/util';
+import { startTinyproxy as startProxy, Tinyproxy } from './harness/tinyproxy';
+import { startTlsFront, TlsFront } from './harness/tls-front';
+import { cleanupAll, freePort, refMap, tmpDir } from './harness/util';
 
 const BACKUP = path.resolve(__dirname, '../../tasks/RepoBackup/RepoBackupV1/dist/index.js');
 const RESTORE = path.resolve(__dirname, '../../tasks/RepoRestore/RepoRestoreV1/dist/index.js');
@@ -27,47 +27,7 @@ const TOKEN = `canaryJobToken${randomBytes(12).toString('hex')}`;
 const PROXY_USER = 'backupagent';
 const PROXY_PASSWORD = `canaryProxyPw${randomBytes(12).toString('hex')}`;
 const PROXY_OUT = '127.0.0.2';
-
-interface Tinyproxy {
-  url: string;
-  port: number;
-  log(): string;
-  stop(): Promise<void>;
-}
-
-async function startTinyproxy(dir: string, auth?: { user: string; password: string }): Promise<Tinyproxy> {
-  const port = await freePort();
-  const logFile = path.join(dir, 'tinyproxy.log');
-  const conf = path.join(dir, 'tinyproxy.conf');
-  fs.writeFileSync(conf, [
-    `Port ${port}`, 'Listen 127.0.0.1', `Bind ${PROXY_OUT}`, 'Timeout 120', `LogFile "${logFile}"`, 'LogLevel Connect',
-    'MaxClients 100', 'Allow 127.0.0.1', 'DisableViaHeader Yes', ...(auth ? [`BasicAuth ${auth.user} ${auth.password}`] : []), '',
-  ].join('\n'));
-  const child: ChildProcess = spawn('tinyproxy', ['-d', '-c', conf], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let output = '';
-  child.stdout!.on('data', (d) => { output += d; });
-  child.stderr!.on('data', (d) => { output += d; });
-  for (const start = Date.now(); ; await new Promise((r) => setTimeout(r, 50))) {
-    if (child.exitCode !== null) throw new Error(`tinyproxy exited: ${output}`);
-    const up = await new Promise<boolean>((resolve) => {
-      const s = net.connect(port, '127.0.0.1', () => { s.destroy(); resolve(true); });
-      s.once('error', () => resolve(false));
-    });
-    if (up) break;
-    if (Date.now() - start > 10_000) { child.kill('SIGKILL'); throw new Error(`tinyproxy did not listen: ${output}`); }
-  }
-  return {
-    url: `http://127.0.0.1:${port}`,
-    port,
-    log: () => (fs.existsSync(logFile) ? fs.readFileSync(logFile, 'utf8') : ''),
-    stop: () => new Promise<void>((resolve) => {
-      if (child.exitCode !== null || child.signalCode !== null) return resolve();
-      child.once('exit', () => resolve());
-      child.kill('SIGTERM');
-      setTimeout(() => child.kill('SIGKILL'), 3000).unref();
-    }),
-  };
-}
+const startTinyproxy = (dir: string, auth?: { user: string; password: string }) => startProxy(dir, { auth, bind: PROXY_OUT });
 
 /** A TCP gate in front of a server: records the address every connection comes from. */
 interface Gate { port: number; from: string[]; stop(): Promise<void> }
@@ -302,6 +262,19 @@ describe('Agent.CAInfo: HTTPS storage signed by a CA only Agent.CAInfo names', f
     assert.ok(manifest.repositories.some((e) => e.repository === 'api' && e.status === 'ok'));
   });
 
+  it('Agent.SkipCertValidation: the untrusted storage certificate is accepted, with a warning that certificates are not validated', async () => {
+    const refused = await httpsSas('skipoff');
+    const without = await run(refused.sasUrl, {});
+    assert.notStrictEqual(without.result?.result, 'Succeeded', 'the test CA is not trusted by default');
+    const skipped = await httpsSas('skipon');
+    const ok = await run(skipped.sasUrl, { 'Agent.SkipCertValidation': 'true' });
+    assert.strictEqual(ok.result?.result, 'Succeeded', ok.stdout);
+    const warnings = ok.lines.filter((l) => /^##vso\[task\.(?:log)?issue type=warning/.test(l));
+    assert.ok(warnings.some((w) => /Agent\.SkipCertValidation is true: server certificates are NOT validated/.test(w)), `a warning says so: ${warnings.join('\n')}`);
+    const [manifest] = manifests(await readContainer(skipped.client));
+    assert.ok(manifest.repositories.some((e) => e.repository === 'api' && e.status === 'ok'));
+  });
+
   it('a missing Agent.CAInfo file fails before any work, naming the variable', async () => {
     const { sasUrl } = await httpsSas('missingca');
     standin.clearLog();
@@ -309,5 +282,86 @@ describe('Agent.CAInfo: HTTPS storage signed by a CA only Agent.CAInfo names', f
     assert.strictEqual(r.result?.result, 'Failed');
     assert.match(r.result!.message, /Agent\.CAInfo names '\/nonexistent\/ca\.pem'/);
     assert.strictEqual(standin.requests.length, 0);
+  });
+});
+
+describe('Agent.CAInfo end to end: Azure DevOps behind HTTPS signed by a CA only Agent.CAInfo names', function () {
+  this.timeout(180_000);
+  let standin: DevOpsStandIn;
+  let front: TlsFront;
+  let azurite: AzuriteHandle;
+  let corpus: StandardCorpus;
+  let pki: TestPki;
+
+  before(async () => {
+    pki = makeTestPki(tmpDir('pki'));
+    standin = await DevOpsStandIn.start({ org: 'contoso', root: tmpDir('standin'), tokens: { bearer: [TOKEN] } });
+    corpus = await buildStandardCorpus(standin);
+    front = await startTlsFront(standin.baseUrl, pki);
+    azurite = await startAzurite();
+  });
+
+  after(async () => {
+    await front?.stop();
+    await standin?.stop();
+    await azurite?.stop();
+    await cleanupAll();
+  });
+
+  const orgUrl = () => `${front.url}/contoso/`;
+  const task = (entry: string, inputs: Record<string, string>, variables: Record<string, string>) => runTask(entry, {
+    inputs, orgUrl: orgUrl(), token: TOKEN, tempDir: tmpDir('run'), variables, env: { NODE_EXTRA_CA_CERTS: '' },
+  });
+
+  it('without Agent.CAInfo the run fails before any work, naming Agent.CAInfo', async () => {
+    await azurite.createContainer('noca');
+    standin.clearLog();
+    front.requests.length = 0;
+    const started = Date.now();
+    const r = await task(BACKUP, { sasUrl: azurite.containerSasUrl('noca', 'cwrl') }, {});
+    const took = Date.now() - started;
+    console.log(`      without Agent.CAInfo: ${took} ms: ${r.result?.message}`);
+    assert.strictEqual(r.result?.result, 'Failed', r.stdout);
+    assert.match(r.result!.message, /server certificate of https:\/\/127\.0\.0\.1:\d+ is not trusted/);
+    assert.match(r.result!.message, /Agent\.CAInfo is not set.*Point Agent\.CAInfo at the PEM file/);
+    assert.ok(front.refusedHandshakes > 0, 'the task refused the certificate');
+    assert.deepStrictEqual(standin.requests.map((q) => q.url), [], 'nothing reached Azure DevOps');
+    assertNoSecretInOutput(r, [TOKEN]);
+
+    const wrong = makeTestPki(tmpDir('otherpki'));
+    const r2 = await task(BACKUP, { sasUrl: azurite.containerSasUrl('noca', 'cwrl') }, { 'Agent.CAInfo': wrong.caCert });
+    assert.strictEqual(r2.result?.result, 'Failed', r2.stdout);
+    assert.match(r2.result!.message, new RegExp(`Agent\\.CAInfo \\(${wrong.caCert.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\) does not hold the certificate authority`));
+  });
+
+  it('with Agent.CAInfo: REST list, git clone and LFS fetch over HTTPS, then a restore push', async () => {
+    const client = await azurite.createContainer('withca');
+    standin.clearLog();
+    front.requests.length = 0;
+    const backup = await task(BACKUP, { sasUrl: azurite.containerSasUrl('withca', 'cwrl'), repositories: 'Team Alpha/assets' }, { 'Agent.CAInfo': pki.caCert });
+    assert.strictEqual(backup.result?.result, 'Succeeded', backup.stdout);
+    const through = front.requests;
+    assert.ok(through.some((q) => /_apis\/git\/repositories/.test(q)), 'the REST list came through the HTTPS front');
+    assert.ok(through.some((q) => /\/_git\/assets.*git-upload-pack/.test(q)), 'git clone came through the HTTPS front');
+    assert.ok(through.some((q) => /info\/lfs\/objects\/batch/.test(q)) && through.some((q) => /^GET .*info\/lfs\/objects\/[0-9a-f]{64}/.test(q)), 'LFS batch and download came through the HTTPS front');
+    assert.strictEqual(standin.requests.length, through.length, `every Azure DevOps request came through the front (${standin.requests.length} vs ${through.length})`);
+    const [manifest] = manifests(await readContainer(client));
+    const entry = manifest.repositories.find((e) => e.repository === 'assets');
+    assert.strictEqual(entry?.status, 'ok');
+
+    front.requests.length = 0;
+    standin.clearLog();
+    const restore = await task(RESTORE, { source: 'azureBlob', sasUrl: azurite.containerSasUrl('withca', 'rl'), repository: 'Team Alpha/assets', targetProject: 'Team Alpha', targetRepository: 'assets-https' },
+      { 'Agent.CAInfo': pki.caCert });
+    assert.strictEqual(restore.result?.result, 'Succeeded', restore.stdout);
+    assert.ok(front.requests.some((q) => /^POST .*\/_git\/assets-https.*git-receive-pack/.test(q)), 'the push came through the HTTPS front');
+    assert.ok(front.requests.some((q) => /^PUT .*info\/lfs\/objects\//.test(q)) || front.requests.some((q) => /info\/lfs\/objects\/batch/.test(q)), 'LFS objects went through the front');
+    assert.strictEqual(standin.requests.length, front.requests.length);
+    const restored = standin.findRepo('Team Alpha', 'assets-https');
+    assert.ok(restored);
+    assert.deepStrictEqual(await refMap(restored.gitDir), Object.fromEntries(Object.entries(corpus.repos.assets.refs).filter(([n]) => !n.startsWith('refs/pull/'))));
+    console.log(`      HTTPS front: backup ${backup.durationMs} ms, restore ${restore.durationMs} ms, ${front.requests.length} requests in the restore`);
+    assertNoSecretInOutput(backup, [TOKEN]);
+    assertNoSecretInOutput(restore, [TOKEN]);
   });
 });

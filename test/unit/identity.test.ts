@@ -1,6 +1,8 @@
 // identity.ts and the service-connection input readers: how the agent's endpoint becomes a connection, how the Blob
 // container is named, where the OIDC token is asked for, how Entra's refusals read, and the token keeper's renewals.
 import * as assert from 'assert';
+import * as http from 'http';
+import * as net from 'net';
 import type { AccessToken, TokenCredential } from '@azure/core-auth';
 import { DevOpsCredentials } from '../../tasks/common/src/credentials';
 import { InputError, RunError } from '../../tasks/common/src/errors';
@@ -124,6 +126,33 @@ describe('identity: the pipeline\'s OIDC token', () => {
     await assert.rejects(pipelineOidc(host, 'c', undefined, fakeFetch(200, '{}', []))(), /job access token is not available/);
     await assert.rejects(pipelineOidc(host, 'c', 'job', fakeFetch(400, '{"message":"not found"}', []))(), (e: Error) => e instanceof RunError && /refused the OIDC token.*\(400\).*authorized for this pipeline/.test(e.message));
     await assert.rejects(pipelineOidc(host, 'c', 'job', fakeFetch(200, '{}', []))(), /without a token/);
+  });
+});
+
+describe('identity: the OIDC request uses the agent\'s network settings', () => {
+  it('goes through Agent.ProxyUrl (absolute URI, Proxy-Authorization) when no fetch is given; the proxy password is masked', async () => {
+    const seen: Array<{ method?: string; url?: string; auth?: string; proxyAuth?: string }> = [];
+    const proxy = http.createServer((req, res) => {
+      seen.push({ method: req.method, url: req.url, auth: req.headers.authorization, proxyAuth: req.headers['proxy-authorization'] });
+      req.resume();
+      res.writeHead(200, { 'Content-Type': 'application/json' }).end('{"oidcToken":"oidc-via-proxy"}');
+    });
+    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', () => r()));
+    try {
+      const host = new EndpointHost({}, {}, {
+        'System.OidcRequestUri': 'http://devops.example/contoso/p1/_apis/distributedtask/hubs/build/plans/pl/jobs/jb/oidctoken',
+        'Agent.ProxyUrl': `http://127.0.0.1:${(proxy.address() as net.AddressInfo).port}`, 'Agent.ProxyUsername': 'svc', 'Agent.ProxyPassword': 'proxy-pw',
+      });
+      assert.strictEqual(await pipelineOidc(host, 'conn-1', 'job-token')(), 'oidc-via-proxy');
+      assert.strictEqual(seen.length, 1);
+      assert.strictEqual(seen[0].method, 'POST');
+      assert.match(seen[0].url!, /^http:\/\/devops\.example\/contoso\/.*\/oidctoken\?.*serviceConnectionId=conn-1/);
+      assert.strictEqual(seen[0].auth, 'Bearer job-token');
+      assert.strictEqual(seen[0].proxyAuth, `Basic ${Buffer.from('svc:proxy-pw').toString('base64')}`);
+      assert.ok(host.secrets.includes('proxy-pw') && host.secrets.includes('oidc-via-proxy'));
+    } finally {
+      await new Promise<void>((r) => proxy.close(() => r()));
+    }
   });
 });
 

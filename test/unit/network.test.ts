@@ -1,10 +1,13 @@
 import assert from 'assert';
 import * as fs from 'fs';
+import * as http from 'http';
+import * as https from 'https';
 import * as net from 'net';
 import * as os from 'os';
 import * as path from 'path';
 import { RunError } from '../../tasks/common/src/errors';
-import { Network, readNetworkSettings } from '../../tasks/common/src/network';
+import { certificateMessage, isCertificateError, Network, readNetworkSettings } from '../../tasks/common/src/network';
+import { makeTestPki, TestPki } from '../harness/entra-standin';
 import { FakeHost } from './fake-host';
 
 const PW = 'p@ss w:rd/%';
@@ -68,15 +71,41 @@ describe('network settings (Agent.Proxy*, Agent.CAInfo, Agent.SkipCertValidation
     assert.deepStrictEqual(Network.read(host({ 'Agent.ProxyUrl': 'http://p' })).azureProxyOptions('https://x/'), { host: 'http://p', port: 80 });
   });
 
-  it('Azure SDK client options: the proxy when proxied, else the CA from Agent.CAInfo as tlsOptions', () => {
+  it('Azure SDK client options: an https agent with the CA / verification (tunnelling when proxied), proxyOptions for http behind the proxy', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'net-unit-'));
     const ca = path.join(dir, 'ca.pem');
     fs.writeFileSync(ca, 'PEM');
     const n = Network.read(host({ 'Agent.ProxyUrl': 'http://p:1', 'Agent.ProxyBypassList': '["direct"]', 'Agent.CAInfo': ca }));
-    assert.deepStrictEqual(n.azureClientOptions('https://direct.example/c'), { tlsOptions: { ca: 'PEM' } });
-    assert.deepStrictEqual(n.azureClientOptions('https://other.example/c'), { proxyOptions: { host: 'http://p', port: 1 } });
+    const direct = n.azureClientOptions('https://direct.example/c').agent as https.Agent & { options: https.AgentOptions };
+    assert.ok(direct instanceof https.Agent && direct.options.ca === 'PEM' && direct.options.keepAlive === true);
+    const tunnel = n.azureClientOptions('https://other.example/c').agent as https.Agent & { options: https.AgentOptions };
+    assert.ok(tunnel instanceof https.Agent && tunnel !== direct && tunnel.options.ca === 'PEM', 'behind the proxy the CA is kept (the tunnel agent carries it)');
+    assert.strictEqual(n.azureClientOptions('https://other2.example/c').agent, tunnel, 'one tunnel agent per run');
+    assert.deepStrictEqual(n.azureClientOptions('http://other.example/c'), { proxyOptions: { host: 'http://p', port: 1 } });
+    assert.deepStrictEqual(n.azureClientOptions('http://direct.example/c'), {});
     assert.deepStrictEqual(Network.read(host({})).azureClientOptions('https://x/'), {});
+    const skip = Network.read(host({ 'Agent.SkipCertValidation': 'true' })).azureClientOptions('https://x/').agent as https.Agent & { options: https.AgentOptions };
+    assert.strictEqual(skip.options.rejectUnauthorized, false);
+    assert.deepStrictEqual(n.directClientOptions('http://169.254.169.254/'), {}, 'IMDS: never the proxy');
+    assert.strictEqual(n.directClientOptions('https://pod-identity.example/').agent, direct);
     fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('read once per host; Agent.SkipCertValidation is said as one warning', () => {
+    const h = host({ 'Agent.SkipCertValidation': 'true' });
+    const n = Network.read(h);
+    assert.strictEqual(Network.read(h), n);
+    assert.deepStrictEqual(h.warnings().filter((w) => /Agent\.SkipCertValidation is true: server certificates are NOT validated/.test(w)).length, 1);
+    assert.deepStrictEqual(host({}).warnings(), []);
+  });
+
+  it('isCertificateError / certificateMessage: node codes, git and git-lfs texts; the message names Agent.CAInfo', () => {
+    for (const e of [{ code: 'SELF_SIGNED_CERT_IN_CHAIN' }, { code: 'UNABLE_TO_VERIFY_LEAF_SIGNATURE' }, { message: 'x', cause: { code: 'CERT_HAS_EXPIRED' } },
+      'fatal: unable to access \'https://h/\': server certificate verification failed. CAfile: none', 'x509: certificate signed by unknown authority',
+      new Error('SSL certificate problem: unable to get local issuer certificate')]) assert.ok(isCertificateError(e), JSON.stringify(e));
+    for (const e of [{ code: 'ECONNREFUSED' }, new Error('socket hang up'), 'HTTP 404']) assert.ok(!isCertificateError(e), JSON.stringify(e));
+    assert.match(certificateMessage('https://h', { code: 'SELF_SIGNED_CERT_IN_CHAIN' }), /not trusted \(SELF_SIGNED_CERT_IN_CHAIN\).*Agent\.CAInfo is not set.*Point Agent\.CAInfo/);
+    assert.match(certificateMessage('https://h', { code: 'X' }, '/etc/ca.pem'), /Agent\.CAInfo \(\/etc\/ca\.pem\) does not hold/);
   });
 
   it('credentials in Agent.ProxyUrl are used, masked and dropped from the URL', () => {
@@ -132,5 +161,95 @@ describe('network settings (Agent.Proxy*, Agent.CAInfo, Agent.SkipCertValidation
     } finally {
       await new Promise<void>((r) => server.close(() => r()));
     }
+  });
+
+  describe('on the wire: an HTTPS server signed by a test CA, a CONNECT proxy', () => {
+    let pki: TestPki;
+    let server: https.Server;
+    let proxy: net.Server;
+    let target = '';
+    let proxyUrl = '';
+    const connects: string[] = [];
+    const open = new Set<net.Socket>();
+    let proxyAnswer = '';
+
+    before(async () => {
+      pki = makeTestPki(fs.mkdtempSync(path.join(os.tmpdir(), 'net-unit-pki-')));
+      server = https.createServer({ cert: fs.readFileSync(pki.cert), key: fs.readFileSync(pki.key) }, (req, res) => { req.resume(); res.end(`hello ${req.method}`); });
+      await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+      target = `https://127.0.0.1:${(server.address() as net.AddressInfo).port}/x`;
+      // A CONNECT proxy: records the request head, answers `proxyAnswer` when set, else tunnels.
+      proxy = net.createServer((client) => {
+        open.add(client);
+        client.once('close', () => open.delete(client));
+        client.once('data', (head: Buffer) => {
+          const text = head.toString('latin1');
+          connects.push(text);
+          if (proxyAnswer) { client.end(proxyAnswer); return; }
+          const [, hostPort] = /^CONNECT (\S+) /.exec(text) ?? [];
+          const [h, p] = hostPort.split(':');
+          const up = net.connect(Number(p), h, () => {
+            open.add(up); client.write('HTTP/1.1 200 Connection established\r\n\r\n'); client.pipe(up).pipe(client); });
+          up.on('error', () => client.destroy());
+          client.on('error', () => up.destroy());
+        });
+      });
+      await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', () => r()));
+      proxyUrl = `http://127.0.0.1:${(proxy.address() as net.AddressInfo).port}`;
+    });
+    after(async () => {
+      server?.closeAllConnections?.();
+      for (const s of open) s.destroy();
+      await new Promise<void>((r) => (server ? server.close(() => r()) : r()));
+      await new Promise<void>((r) => (proxy ? proxy.close(() => r()) : r()));
+    });
+    beforeEach(() => { connects.length = 0; proxyAnswer = ''; });
+
+    it('checkTrust: untrusted fails naming Agent.CAInfo; with Agent.CAInfo or Agent.SkipCertValidation it passes; http and closed ports are left alone', async () => {
+      await assert.rejects(Network.read(host({})).checkTrust(target), (e: Error) => e instanceof RunError && /is not trusted.*Agent\.CAInfo is not set/.test(e.message));
+      const other = makeTestPki(fs.mkdtempSync(path.join(os.tmpdir(), 'net-unit-pki-')));
+      await assert.rejects(Network.read(host({ 'Agent.CAInfo': other.caCert })).checkTrust(target), /Agent\.CAInfo \(.*\) does not hold the certificate authority/);
+      await Network.read(host({ 'Agent.CAInfo': pki.caCert })).checkTrust(target);
+      await Network.read(host({ 'Agent.SkipCertValidation': 'true' })).checkTrust(target);
+      await Network.read(host({})).checkTrust('http://127.0.0.1:1/');
+      await Network.read(host({})).checkTrust('https://127.0.0.1:1/');
+    });
+
+    it('request through the proxy: a CONNECT tunnel with Basic credentials, then TLS with Agent.CAInfo', async () => {
+      const n = Network.read(host({ 'Agent.ProxyUrl': proxyUrl, 'Agent.ProxyUsername': 'svc', 'Agent.ProxyPassword': 'pw', 'Agent.CAInfo': pki.caCert }));
+      const res = await n.request(new URL(target), { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: '{}' });
+      assert.strictEqual(res.status, 200);
+      assert.strictEqual(await res.text(), 'hello POST');
+      assert.match(connects[0], new RegExp(`^CONNECT 127\\.0\\.0\\.1:${new URL(target).port} HTTP/1\\.1\r\n`));
+      assert.ok(connects[0].includes(`Proxy-Authorization: Basic ${Buffer.from('svc:pw').toString('base64')}`));
+      // Without the CA, through the same tunnel: refused for the certificate, named.
+      await assert.rejects(Network.read(host({ 'Agent.ProxyUrl': proxyUrl })).checkTrust(target), /is not trusted.*Agent\.CAInfo/);
+      assert.ok(connects.length >= 2, 'the check went through the proxy too');
+    });
+
+    it('the tunnel refused: 407 names Agent.ProxyPassword (no password in the message), 403 names the bypass list', async () => {
+      const n = Network.read(host({ 'Agent.ProxyUrl': proxyUrl, 'Agent.ProxyUsername': 'svc', 'Agent.ProxyPassword': 'secretpw' }));
+      proxyAnswer = 'HTTP/1.1 407 Proxy Authentication Required\r\n\r\n';
+      await assert.rejects(n.request(new URL(target), { method: 'GET', headers: {} }), (e: Error) => e instanceof RunError && /HTTP 407/.test(e.message) && /Agent\.ProxyPassword/.test(e.message) && !e.message.includes('secretpw'));
+      proxyAnswer = 'HTTP/1.1 403 Forbidden\r\n\r\n';
+      await assert.rejects(n.request(new URL(target), { method: 'GET', headers: {} }), /refused to open a tunnel to 127\.0\.0\.1:\d+: HTTP\/1\.1 403 Forbidden.*Agent\.ProxyBypassList/);
+    });
+
+    it('request for an http URL behind the proxy: the absolute URI with Proxy-Authorization; a bypassed URL goes direct', async () => {
+      const seen: Array<{ url?: string; auth?: string; host?: string }> = [];
+      const fake = http.createServer((req, res) => { seen.push({ url: req.url, auth: req.headers['proxy-authorization'], host: req.headers.host }); req.resume(); res.end('ok'); });
+      await new Promise<void>((r) => fake.listen(0, '127.0.0.1', () => r()));
+      const port = (fake.address() as net.AddressInfo).port;
+      try {
+        const n = Network.read(host({ 'Agent.ProxyUrl': `http://127.0.0.1:${port}`, 'Agent.ProxyUsername': 'svc', 'Agent.ProxyPassword': 'pw', 'Agent.ProxyBypassList': '["bypassed"]' }));
+        const res = await n.request(new URL('http://devops.example:8080/o/_apis/x?a=1'), { method: 'POST', headers: {}, body: '{}' });
+        assert.strictEqual(await res.text(), 'ok');
+        assert.deepStrictEqual(seen[0], { url: 'http://devops.example:8080/o/_apis/x?a=1', auth: `Basic ${Buffer.from('svc:pw').toString('base64')}`, host: 'devops.example:8080' });
+        await n.request(new URL(`http://127.0.0.1:${port}/bypassed`), { method: 'GET', headers: {} });
+        assert.deepStrictEqual(seen[1], { url: '/bypassed', auth: undefined, host: `127.0.0.1:${port}` });
+      } finally {
+        await new Promise<void>((r) => fake.close(() => r()));
+      }
+    });
   });
 });

@@ -8,11 +8,16 @@
  * The rest of the engine sees a TokenCredential (for @azure/storage-blob) and a `TokenKeeper` that always holds a
  * valid Azure DevOps token (renewed before it expires) for the REST auth handler and each git command's header.
  * Every token, assertion and secret is registered with the agent's masker the moment it exists.
+ *
+ * Every request here (the OIDC token request, the token requests to the authority host) goes out with the agent's
+ * network settings (network.ts): Agent.ProxyUrl and its credentials and bypass list, Agent.CAInfo,
+ * Agent.SkipCertValidation. The managed identity endpoint of the VM never goes through the proxy.
  */
 import type { AccessToken, GetTokenOptions, TokenCredential } from '@azure/core-auth';
 import { ClientAssertionCredential, ClientSecretCredential, ManagedIdentityCredential } from '@azure/identity';
 import { InputError, RunError } from './errors';
 import { Logger, TaskHost } from './host';
+import { certificateMessage, isCertificateError, Network, SmallResponse } from './network';
 
 /** Azure DevOps' resource (application) id: tokens for it are accepted as Bearer by REST, git and LFS. */
 export const DEVOPS_RESOURCE = '499b84ac-1321-427f-aa17-267ca6975798';
@@ -93,6 +98,9 @@ export function maskedCredential(inner: TokenCredential, host: Pick<TaskHost, 's
   };
 }
 
+/** How the OIDC request is sent (tests give their own; by default Network.request, with the agent's proxy and CA). */
+export type OidcFetch = (url: URL, init: { method: string; headers: Record<string, string>; body?: string }) => Promise<SmallResponse>;
+
 export interface OidcSource {
   /** An OIDC token (a JWT issued by Azure DevOps for this service connection), fresh on each call. */
   (): Promise<string>;
@@ -103,7 +111,7 @@ export interface OidcSource {
  * job token (the distributed-task `oidctoken` API, built from System.CollectionUri, TeamProjectId, HostType, PlanId
  * and JobId, when the variable is absent).
  */
-export function pipelineOidc(host: TaskHost, connectionId: string, jobToken: string | undefined, fetchImpl: typeof fetch = fetch): OidcSource {
+export function pipelineOidc(host: TaskHost, connectionId: string, jobToken: string | undefined, fetchImpl?: OidcFetch): OidcSource {
   return async () => {
     let base = host.variable('System.OidcRequestUri');
     if (!base) {
@@ -119,10 +127,14 @@ export function pipelineOidc(host: TaskHost, connectionId: string, jobToken: str
     const url = new URL(base);
     url.searchParams.set('api-version', '7.1');
     url.searchParams.set('serviceConnectionId', connectionId);
-    let res: Response;
+    let res: SmallResponse;
+    const network = Network.read(host);
+    const send: OidcFetch = fetchImpl ?? ((u, init) => network.request(u, init));
     try {
-      res = await fetchImpl(url, { method: 'POST', headers: { Authorization: `Bearer ${jobToken}`, 'Content-Type': 'application/json', Accept: 'application/json' }, body: '{}' });
+      res = await send(url, { method: 'POST', headers: { Authorization: `Bearer ${jobToken}`, 'Content-Type': 'application/json', Accept: 'application/json' }, body: '{}' });
     } catch (err) {
+      if (err instanceof RunError) throw err;
+      if (isCertificateError(err)) throw new RunError(`Requesting the OIDC token for the service connection '${connectionId}' failed: ${certificateMessage(url.origin, err, network.settings.caFile)}`);
       throw new RunError(`Requesting the OIDC token for the service connection '${connectionId}' failed: ${(err as Error).message}. Check the agent's network or proxy settings.`);
     }
     const text = await res.text();
@@ -138,11 +150,20 @@ export function pipelineOidc(host: TaskHost, connectionId: string, jobToken: str
   };
 }
 
-/** The @azure/identity credential for a connection, its tokens masked. */
-export function connectionCredential(conn: ServiceConnection, host: TaskHost, oidc?: OidcSource): TokenCredential {
+/** The VM's managed identity endpoint (IMDS, or the one @azure/identity takes from AZURE_POD_IDENTITY_AUTHORITY_HOST). */
+function managedIdentityEndpoint(): string {
+  return process.env.AZURE_POD_IDENTITY_AUTHORITY_HOST || 'http://169.254.169.254/';
+}
+
+/**
+ * The @azure/identity credential for a connection, its tokens masked; its requests use the agent's network
+ * settings (`network`, by default the agent's own: the proxy for the authority host, Agent.CAInfo,
+ * Agent.SkipCertValidation).
+ */
+export function connectionCredential(conn: ServiceConnection, host: TaskHost, oidc?: OidcSource, network: Network = Network.read(host)): TokenCredential {
   const authorityHost = conn.authorityHost;
   const disableInstanceDiscovery = !KNOWN_AUTHORITIES.includes(new URL(authorityHost).hostname.toLowerCase());
-  const common = { authorityHost, disableInstanceDiscovery, additionallyAllowedTenants: ['*'] };
+  const common = { authorityHost, disableInstanceDiscovery, additionallyAllowedTenants: ['*'], ...network.azureClientOptions(authorityHost) };
   let inner: TokenCredential;
   let oidcFailure: Error | undefined;
   switch (conn.scheme) {
@@ -164,11 +185,16 @@ export function connectionCredential(conn: ServiceConnection, host: TaskHost, oi
     case 'ServicePrincipal':
       inner = new ClientSecretCredential(conn.tenantId!, conn.clientId!, conn.secret!, common);
       break;
-    case 'ManagedServiceIdentity':
-      inner = conn.clientId ? new ManagedIdentityCredential(conn.clientId) : new ManagedIdentityCredential();
+    case 'ManagedServiceIdentity': {
+      const options = network.directClientOptions(managedIdentityEndpoint());
+      inner = conn.clientId ? new ManagedIdentityCredential({ clientId: conn.clientId, ...options }) : new ManagedIdentityCredential(options);
       break;
+    }
   }
-  return explainingCredential(maskedCredential(inner, host), conn, () => oidcFailure);
+  // MSAL reports a refused certificate or proxy only as "endpoints cannot be resolved": on a failure, one request to
+  // the authority host with the same settings tells which (Agent.CAInfo, Agent.ProxyUrl…).
+  const diagnose = conn.scheme === 'ManagedServiceIdentity' ? async () => undefined : () => network.checkTrust(authorityHost);
+  return explainingCredential(maskedCredential(inner, host), conn, () => oidcFailure, network.settings.caFile, diagnose);
 }
 
 /** Turns Entra's refusals into messages that name the fix. */
@@ -196,7 +222,8 @@ export function explainEntraError(err: unknown, conn: Pick<ServiceConnection, 'i
   return new RunError(`${prefix}: ${first}`);
 }
 
-function explainingCredential(inner: TokenCredential, conn: ServiceConnection, oidcFailure: () => Error | undefined): TokenCredential {
+function explainingCredential(inner: TokenCredential, conn: ServiceConnection, oidcFailure: () => Error | undefined, caFile?: string,
+  diagnose: () => Promise<void> = async () => undefined): TokenCredential {
   return {
     async getToken(scopes, options) {
       try {
@@ -205,6 +232,14 @@ function explainingCredential(inner: TokenCredential, conn: ServiceConnection, o
         if ((err as Error)?.name === 'AbortError') throw err;
         const own = oidcFailure();
         if (own instanceof RunError) throw own;
+        if (isCertificateError(err)) throw new RunError(`Requesting a token from Entra ID for the service connection '${conn.id}' failed: ${certificateMessage(conn.authorityHost, err, caFile)}`);
+        if (!(err as { errorResponse?: { error?: string } })?.errorResponse?.error?.startsWith('invalid_')) {
+          try {
+            await diagnose();
+          } catch (why) {
+            if (why instanceof RunError) throw new RunError(`Requesting a token from Entra ID for the service connection '${conn.id}' failed: ${why.message}`);
+          }
+        }
         throw explainEntraError(err, conn, Array.isArray(scopes) ? scopes[0] : scopes);
       }
     },

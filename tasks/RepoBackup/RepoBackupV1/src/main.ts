@@ -56,6 +56,8 @@ export async function run(host: TaskHost, signal?: AbortSignal): Promise<TaskOut
   if (networkLine) host.info(networkLine);
   try {
     await network.checkProxy(settings.organization.url);
+    await network.checkTrust(settings.organization.url);
+    if (settings.destination.kind === 'azureBlob') await network.checkTrust((settings.destination.entra?.containerUrl ?? settings.destination.sas!.containerUrl).toString());
     // A service connection's first Entra token for Azure DevOps, before anything else: a refusal names its fix.
     await settings.credentials.prepare();
     const outcome = await runBackup(settings, {

@@ -47,6 +47,8 @@ export async function run(host: TaskHost, signal?: AbortSignal): Promise<TaskOut
   report.requested = what;
   try {
     await network.checkProxy(settings.organization.url);
+    await network.checkTrust(settings.organization.url);
+    if (settings.source.kind === 'azureBlob') await network.checkTrust((settings.source.entra?.containerUrl ?? settings.source.sas!.containerUrl).toString());
     await settings.credentials.prepare();
     await runRestore(settings, stageDeps(host, settings, source, 'restore', network, signal), report);
   } catch (err) {
@@ -100,6 +102,8 @@ async function runDrill(host: TaskHost, settings: VerifySettings, network: Netwo
   const report = newVerifyReport(source.description, settings.organization.url);
   try {
     await network.checkProxy(settings.organization.url);
+    await network.checkTrust(settings.organization.url);
+    if (settings.source.kind === 'azureBlob') await network.checkTrust((settings.source.entra?.containerUrl ?? settings.source.sas!.containerUrl).toString());
     await settings.credentials.prepare();
     await runVerify(settings, {
       ...stageDeps(host, settings, source, 'verify', network, signal),
