@@ -512,7 +512,9 @@ class RepoWorker {
       const free = await (this.deps.freeBytes ?? freeBytes)(this.runTemp);
       let pending = 0;
       let written = 0;
-      for (const [other, { granted }] of this.inFlight) {
+      // A snapshot: a mirror that finishes while we measure is still counted (and we are woken when it is gone).
+      const others = [...this.inFlight];
+      for (const [other, { granted }] of others) {
         const used = await usedBytes(other);
         written += used;
         pending += Math.max(0, granted - used);
@@ -520,7 +522,7 @@ class RepoWorker {
       if (free - pending >= bytes) break;
       // Adaptive lanes never go beyond what the disk grants: a lane the pacer added waits for a mirror in flight
       // to finish (and free its space) when that would make room; a fixed `concurrency` fails as it always did.
-      if (!(this.settings.concurrency.auto && this.inFlight.size > 0 && free + written >= bytes)) {
+      if (!(this.settings.concurrency.auto && others.length > 0 && free + written >= bytes)) {
         this.refuseDisk(free, pending, bytes, label);
       }
       this.deps.log.debug(`${label}: waiting for a mirror in progress to finish (needs ${formatBytes(bytes)}, ${formatBytes(Math.max(0, free - pending))} free after the clones in progress).`);
