@@ -156,10 +156,10 @@ export async function runBackup(settings: BackupSettings, deps: BackupDeps): Pro
       record(planned, index, result);
       return result.status === 'ok' ? result.size ?? 0 : 0;
     }, (now, step) => log.info(`Concurrency: ${now} repositories at once from now on (${step.why === 'grow' ? 'throughput rose' : step.why === 'shrink' ? 'throughput fell' : step.why}: ${formatBytes(step.throughput * 1000)}/s weighted over the last window).`));
-    lanesNote = lanes.auto
+    lanesNote = rest.length === 0 ? undefined : lanes.auto
       ? `concurrency auto: ended at ${paced.final} repositories at once (started at ${lanes.start}, at most ${paced.peak} in flight, cap ${lanes.max})`
       : `concurrency ${lanes.start} (fixed)`;
-    if (rest.length > 0) log.info(`Concurrency: ${lanesNote}.`);
+    if (lanesNote) log.info(`Concurrency: ${lanesNote}.`);
     results.push(...ordered.filter(Boolean));
   } finally {
     await removeQuietly(runTemp, (m) => log.warn(m));
