@@ -481,6 +481,37 @@ describe('RepoBackup@1 hardening: faults, bad input, secrets', function () {
       }
     });
 
+    it('concurrency auto never goes beyond the disk: a mirror that fits alone waits for the one in progress; a fixed concurrency fails it as before', async () => {
+      standin.clearLog();
+      const probe = tmpDir('disk-probe');
+      const st = fs.statfsSync(probe);
+      const free = st.bavail * st.bsize;
+      // Each needs 60% of the free space (reported size × 1.1 + 16 MiB): one fits, two at once do not.
+      const size = Math.floor((0.6 * free - (16 << 20)) / 1.1);
+      standin.setReportedSize('api', size);
+      standin.setReportedSize('assets', size);
+      try {
+        const auto = tmpDir('disk-auto');
+        const { run } = await backup({ destination: 'folder', folderPath: auto, onRepoFailure: 'warn', includeWikis: 'false' }, { tempDir: probe });
+        console.log(`      free ${(free / 2 ** 30).toFixed(1)} GiB; each mirror granted ${((size * 1.1 + (16 << 20)) / 2 ** 30).toFixed(1)} GiB`);
+        assert.strictEqual(run.result?.result, 'Succeeded', run.stdout);
+        const files = readFolder(auto);
+        await assertOkEntries(files, manifests(files)[0], ['api', 'assets', 'empty', 'naïve repo']);
+        assert.ok(run.lines.some((l) => /Concurrency: concurrency auto: ended at \d+ repositories at once \(started at 4, at most \d+ in flight, cap 16\)\./.test(l)), run.stdout);
+        const fixed = tmpDir('disk-fixed');
+        const { run: run4 } = await backup({ destination: 'folder', folderPath: fixed, onRepoFailure: 'warn', includeWikis: 'false', concurrency: '4' });
+        assert.strictEqual(run4.result?.result, 'SucceededWithIssues', run4.stdout);
+        const [manifest] = manifests(readFolder(fixed));
+        const failed = manifest.repositories.filter((e: ManifestEntry) => e.status === 'failed');
+        assert.strictEqual(failed.length, 1, run4.stdout);
+        assert.match(failed[0].error!, /^not enough disk space for Team Alpha\/(api|assets): .* Clones in progress still need .* Free space, lower concurrency, or use an agent with a larger disk\.$/);
+        assert.ok(run4.lines.some((l) => l.includes('Concurrency: concurrency 4 (fixed).')), run4.stdout);
+      } finally {
+        standin.setReportedSize('api', undefined);
+        standin.setReportedSize('assets', undefined);
+      }
+    });
+
     it('a real small tmpfs as Agent.TempDirectory: refused early by reported size, and a size that lies fills the disk without retries', async function () {
       const mount = tmpDir('tmpfs');
       try {

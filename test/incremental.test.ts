@@ -93,7 +93,7 @@ describe('RepoBackup@1 incremental runs', function () {
   const gitRequestsOf = (from: number, repoName: string) => standin.requests.slice(from)
     .filter((r) => r.route !== 'rest' && decodeURIComponent(r.url).includes(`/_git/${repoName}/`));
 
-  it('1. first run is full and records refsDigest; an unchanged second run copies every archive (1 ref listing + 1 copy per repository), restorable', async () => {
+  it('1. first run is full and records refsDigest; an unchanged second run copies every archive (1 ref listing, 1 property read + 1 copy per repository), restorable', async () => {
     const { client, sasUrl } = await container();
     sampleArgv = true;
     const first = await backup({ sasUrl });
@@ -113,8 +113,11 @@ describe('RepoBackup@1 incremental runs', function () {
     const t0 = Date.now();
     const second = await backup({ sasUrl });
     const secondMs = Date.now() - t0;
+    const azuriteEnd = azurite.requests().length; // the test's own reads below are not the run's
     assert.strictEqual(second.result?.result, 'Succeeded', second.stdout);
     assert.match(second.result!.message, /5 backed up, 0 failed, 1 skipped \(5 copied from the previous run, 0 made\)/);
+    // The reuse pass: every unchanged repository checked and copied first, 4× the lanes of concurrency: auto.
+    assert.ok(second.lines.some((l) => /Incremental: 5 of 5 repositories checked and copied in [\d.]+ s \(32 at once\); 0 to back up in full\./.test(l)), second.stdout);
     const secondId = String(build);
     files = await readContainer(client);
     const copied = entriesOf(files, secondId).filter((e) => e.status === 'ok');
@@ -138,9 +141,14 @@ describe('RepoBackup@1 incremental runs', function () {
       const gitReqs = gitRequestsOf(standinMark, e.repository);
       assert.deepStrictEqual(gitReqs.map((r) => `${r.method} ${r.route} ${r.url.replace(/^.*\/_git\/[^/]+/, '')}`),
         ['GET git /info/refs?service=git-upload-pack'], `${e.repository}: one ref listing`);
-      // …and one copy at the storage service (a PUT without comp=, no staged block).
-      const blobReqs = azurite.requests().slice(azuriteMark).filter((r) => decodeURIComponent(r.url.split('?')[0]).endsWith(`/${e.archive}`));
-      assert.deepStrictEqual(blobReqs.filter((r) => r.method === 'PUT').map((r) => /[?&]comp=/.test(r.url) ? 'staged' : 'copy'), ['copy'], `${e.repository}: one copy`);
+      // …and two at the storage service: one property read of the previous archive, then one copy (a PUT without
+      // comp=, no staged block) carrying metadata and tier; the synchronous copy's answer is not read back.
+      const storageReqs = azurite.requests().slice(azuriteMark, azuriteEnd).flatMap((r) => {
+        const blob = decodeURIComponent(r.url.split('?')[0]);
+        const kind = r.method === 'PUT' ? (/[?&]comp=/.test(r.url) ? 'staged' : 'copy') : r.method;
+        return blob.endsWith(`/${before.archive}`) ? [`${kind} previous`] : blob.endsWith(`/${e.archive}`) ? [`${kind} new`] : [];
+      });
+      assert.deepStrictEqual(storageReqs, ['HEAD previous', 'copy new'], `${e.repository}: one property read, one copy`);
     }
     assert.strictEqual(standin.requests.slice(standinMark).filter((r) => r.route === 'lfs' || /git-upload-pack$/.test(r.url.split('?')[0])).length, 0, 'no clone, no LFS fetch');
     console.log(`      first run ${first.durationMs} ms, unchanged second run ${secondMs} ms`);
@@ -363,6 +371,7 @@ describe('RepoBackup@1 incremental runs', function () {
       const run = await backup({ sasUrl });
       assert.strictEqual(run.result?.result, 'Succeeded', run.stdout);
       assert.match(run.result!.message, /\(4 copied from the previous run, 1 made\)/, `${name}: ${run.result!.message}`);
+      assert.ok(run.lines.some((l) => /Incremental: 4 of 5 repositories checked and copied in [\d.]+ s \(32 at once\); 1 to back up in full\./.test(l)), run.stdout);
       const entries = entriesOf(await readContainer(client), String(build));
       const full = entries.filter((e) => e.status === 'ok' && !e.reusedFrom).map((e) => e.repository);
       assert.deepStrictEqual(full, [name]);

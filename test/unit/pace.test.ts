@@ -1,7 +1,9 @@
 // Adaptive concurrency (tasks/RepoBackup/RepoBackupV1/src/pace.ts), against simulated agents: throughput as a
 // function of the lanes, on an injected clock.
 import assert from 'assert';
-import { Pacer } from '../../tasks/RepoBackup/RepoBackupV1/src/pace';
+import { AUTO_LANES, forEachPaced, Pacer, reuseLanes } from '../../tasks/RepoBackup/RepoBackupV1/src/pace';
+import { readConcurrency } from '../../tasks/RepoBackup/RepoBackupV1/src/settings';
+import { FakeHost } from './fake-host';
 
 const MB = 1 << 20;
 
@@ -64,5 +66,101 @@ describe('Pacer (adaptive concurrency)', () => {
   it('refuses inconsistent options', () => {
     assert.throws(() => new Pacer({ start: 8, max: 4 }), /start \(8\) ≤ max \(4\)/);
     assert.throws(() => new Pacer({ start: 0, max: 4 }), /min/);
+  });
+});
+
+/** A task that takes `ms` on the real clock and reports `bytes`; records how many ran at once. */
+function tracker() {
+  let running = 0;
+  const seen: number[] = [];
+  const fn = (ms: number, bytes = 0) => async () => {
+    running++;
+    seen.push(running);
+    await new Promise((r) => setTimeout(r, ms));
+    running--;
+    return bytes;
+  };
+  return { seen, fn, max: () => Math.max(0, ...seen) };
+}
+
+describe('forEachPaced (the repository pool)', () => {
+  it('fixed: exactly `limit` at once, every item once, in order of start', async () => {
+    const t = tracker();
+    const started: number[] = [];
+    const run = await forEachPaced(Array.from({ length: 12 }, (_, i) => i), 3, undefined, async (item, index) => {
+      assert.strictEqual(item, index);
+      started.push(index);
+      return t.fn(5)();
+    });
+    assert.deepStrictEqual(started, [...Array(12).keys()]);
+    assert.strictEqual(t.max(), 3);
+    assert.deepStrictEqual(run, { final: 3, peak: 3, steps: [] });
+  });
+
+  it('adaptive: starts more lanes as soon as the pacer grows, lets lanes end when it shrinks, never more than the figure', async () => {
+    // Fake clock: every finished item advances it by 1 s / rate; the rate rises with the lanes running up to 6, then falls.
+    const clock = { now: 0 };
+    const pacer = new Pacer({ start: 2, max: 16, windowRepos: 2, windowMs: 1 }, () => clock.now);
+    let running = 0;
+    let over = 0;
+    let peakRunning = 0;
+    const changes: number[] = [];
+    const run = await forEachPaced(Array.from({ length: 120 }, (_, i) => i), pacer, undefined, async () => {
+      running++;
+      peakRunning = Math.max(peakRunning, running);
+      if (running > pacer.lanes) over++;
+      await new Promise((r) => setTimeout(r, 2));
+      clock.now += 1000 / (running <= 6 ? running : Math.max(1, 12 - running));
+      running--;
+      return 0;
+    }, (lanes) => changes.push(lanes));
+    const story = `changes ${changes.join(',')}; ${pacer.steps.map((s) => `${s.why}→${s.lanes}`).join(' ')}`;
+    assert.strictEqual(over, 0, `an item started beyond the figure: ${story}`);
+    assert.strictEqual(changes[0], 3, story);
+    assert.ok(changes.some((c, i) => i > 0 && c < changes[i - 1]), `it dropped back: ${story}`);
+    assert.strictEqual(run.peak, peakRunning);
+    assert.ok(run.peak >= 6 && run.peak <= Math.max(...changes), `peak ${run.peak}: ${story}`);
+    assert.ok(run.final >= 4 && run.final <= 10, `final ${run.final}: ${story}`);
+  });
+
+  it('stops taking items once the signal aborts; a thrown error ends the pool after the running ones', async () => {
+    const ac = new AbortController();
+    let ran = 0;
+    await forEachPaced(Array.from({ length: 50 }, (_, i) => i), 4, ac.signal, async (i) => {
+      ran++;
+      if (i === 5) ac.abort();
+      await new Promise((r) => setTimeout(r, 1));
+      return 0;
+    });
+    assert.ok(ran <= 10, `ran ${ran}`);
+    let after = 0;
+    await assert.rejects(forEachPaced([1, 2, 3, 4, 5, 6], 2, undefined, async (i) => {
+      if (i === 2) throw new Error('boom');
+      after++;
+      await new Promise((r) => setTimeout(r, 5));
+      return 0;
+    }), /boom/);
+    assert.ok(after <= 2, `after ${after}`);
+    assert.deepStrictEqual(await forEachPaced([], 4, undefined, async () => 0), { final: 4, peak: 0, steps: [] });
+  });
+});
+
+describe('concurrency input (settings.readConcurrency)', () => {
+  it('empty or auto: adaptive from 4 up to 16; a number: fixed; garbage named with the fix', () => {
+    assert.deepStrictEqual(readConcurrency(new FakeHost()), { auto: true, start: 4, max: 16 });
+    assert.deepStrictEqual(readConcurrency(new FakeHost({ concurrency: 'Auto' })), { auto: true, ...AUTO_LANES });
+    assert.deepStrictEqual(readConcurrency(new FakeHost({ concurrency: '8' })), { auto: false, start: 8, max: 8 });
+    const host = new FakeHost({ concurrency: '100' });
+    assert.deepStrictEqual(readConcurrency(host), { auto: false, start: 64, max: 64 });
+    assert.match(host.warnings()[0], /concurrency.*using 64/);
+    assert.throws(() => readConcurrency(new FakeHost({ concurrency: 'fast' })), /^InputError: Input 'concurrency': 'fast' is not a whole number or 'auto'\. Use auto .* or a number from 1 to 64\.$/);
+    assert.throws(() => readConcurrency(new FakeHost({ concurrency: '0' })), /concurrency.*too small/);
+  });
+
+  it('the reuse pass runs 4× the most lanes, at most 32', () => {
+    assert.strictEqual(reuseLanes({ auto: true, start: 4, max: 16 }), 32);
+    assert.strictEqual(reuseLanes({ auto: false, start: 4, max: 4 }), 16);
+    assert.strictEqual(reuseLanes({ auto: false, start: 1, max: 1 }), 4);
+    assert.strictEqual(reuseLanes({ auto: false, start: 64, max: 64 }), 32);
   });
 });

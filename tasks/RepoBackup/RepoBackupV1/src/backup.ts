@@ -23,6 +23,7 @@ import { assessCoverage, Coverage, CoverageInput } from './coverage';
 import { makePlan, Plan, PlannedRepo, unknownSizeNote } from './plan';
 import { buildManifest, formatBytes, RepoResult, RunReport } from './report';
 import { BackupSettings } from './settings';
+import { forEachPaced, Pacer, reuseLanes } from './pace';
 import { freeBytes, inventoryMirror, usedBytes } from '../../../common/src/mirror';
 
 export interface BackupDeps {
@@ -108,6 +109,7 @@ export async function runBackup(settings: BackupSettings, deps: BackupDeps): Pro
   const removeOnExit = () => { removeSyncQuietly(runTemp); };
   process.on('exit', removeOnExit);
   const names = new NameClaims([plan.manifestName, ...plan.selected.map((p) => p.archive)]);
+  let lanesNote: string | undefined;
   try {
     const previous = settings.incremental ? await lookUpPrevious(settings, deps, destination, plan.runFolder) : undefined;
     const worker = new RepoWorker(settings, deps, destination, runTemp, names, warn, previous);
@@ -115,8 +117,7 @@ export async function runBackup(settings: BackupSettings, deps: BackupDeps): Pro
     let reported = -1;
     const total = plan.selected.length;
     const ordered: RepoResult[] = new Array(total);
-    await forEachLimit(plan.selected, settings.concurrency, deps.signal, async (planned, index) => {
-      const result = await worker.backup(planned, index);
+    const record = (planned: PlannedRepo, index: number, result: RepoResult) => {
       ordered[index] = result;
       done++;
       const label = `${planned.repo.project.name}/${planned.repo.name}`;
@@ -132,13 +133,39 @@ export async function runBackup(settings: BackupSettings, deps: BackupDeps): Pro
         reported = percent;
         deps.progress((done / total) * 100, `${done} of ${total} repositories`);
       }
-    });
+    };
+    let rest = plan.selected.map((planned, index) => ({ planned, index }));
+    if (previous) {
+      // The reuse pass: unchanged repositories cost a ref listing and a server-side copy (round trips, no disk,
+      // no CPU), so they go first and wide; what is left is made in full with the normal lanes.
+      const wide = reuseLanes(settings.concurrency);
+      const reuseStarted = Date.now();
+      const left: typeof rest = [];
+      await forEachPaced(rest, wide, deps.signal, async (item) => {
+        const result = await worker.reuseOnly(item.planned);
+        if (result) record(item.planned, item.index, result); else left.push(item);
+        return 0;
+      });
+      log.info(`Incremental: ${rest.length - left.length} of ${rest.length} repositories checked and copied in ${((Date.now() - reuseStarted) / 1000).toFixed(1)} s (${wide} at once); ${left.length} to back up in full.`);
+      rest = left.sort((a, b) => a.index - b.index);
+    }
+    const lanes = settings.concurrency;
+    const pacer = lanes.auto ? new Pacer({ start: lanes.start, max: lanes.max }) : undefined;
+    const paced = await forEachPaced(rest, pacer ?? lanes.start, deps.signal, async ({ planned, index }) => {
+      const result = await worker.backup(planned, index);
+      record(planned, index, result);
+      return result.status === 'ok' ? result.size ?? 0 : 0;
+    }, (now, step) => log.info(`Concurrency: ${now} repositories at once from now on (${step.why === 'grow' ? 'throughput rose' : step.why === 'shrink' ? 'throughput fell' : step.why}: ${formatBytes(step.throughput * 1000)}/s weighted over the last window).`));
+    lanesNote = rest.length === 0 ? undefined : lanes.auto
+      ? `concurrency auto: ended at ${paced.final} repositories at once (started at ${lanes.start}, at most ${paced.peak} in flight, cap ${lanes.max})`
+      : `concurrency ${lanes.start} (fixed)`;
+    if (lanesNote) log.info(`Concurrency: ${lanesNote}.`);
     results.push(...ordered.filter(Boolean));
   } finally {
     await removeQuietly(runTemp, (m) => log.warn(m));
     process.removeListener('exit', removeOnExit);
   }
-  if (deps.signal?.aborted) return { plan, report: { results, startedAt, finishedAt: new Date(), warnings, gaps: coverage.gaps } };
+  if (deps.signal?.aborted) return { plan, report: { results, startedAt, finishedAt: new Date(), warnings, gaps: coverage.gaps, lanes: lanesNote } };
   if (settings.incremental) {
     const copied = results.filter((r) => r.status === 'ok' && r.reusedFrom).length;
     const made = results.filter((r) => r.status === 'ok' && !r.reusedFrom).length;
@@ -149,7 +176,7 @@ export async function runBackup(settings: BackupSettings, deps: BackupDeps): Pro
   }
 
   for (const w of destination.warnings?.() ?? []) warn(w);
-  const report: RunReport = { results, startedAt, finishedAt: new Date(), warnings, gaps: coverage.gaps };
+  const report: RunReport = { results, startedAt, finishedAt: new Date(), warnings, gaps: coverage.gaps, lanes: lanesNote };
   const manifest = JSON.stringify(buildManifest(settings, plan, report, destination.description), null, 2);
   const manifestName = await storeUnderFreeName(plan.manifestName, names, log, 'the manifest', (name) =>
     withRetry('storing the manifest', () => destination.put(name, Readable.from([Buffer.from(manifest)]), {
@@ -300,24 +327,15 @@ function classifyStoreError(err: unknown): RetryDecision {
   return { retry: !/\(HTTP 4\d\d|\b403\b|refused/.test(errorMessage(err)) };
 }
 
-/** Runs `fn` over `items` with at most `limit` in flight; stops taking new items once `signal` aborts. */
-async function forEachLimit<T>(items: T[], limit: number, signal: AbortSignal | undefined, fn: (item: T, index: number) => Promise<void>) {
-  let next = 0;
-  const lane = async () => {
-    while (next < items.length && !signal?.aborted) {
-      const index = next++;
-      await fn(items[index], index);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
-}
-
 class RepoWorker {
   /**
    * The mirrors being written now: the temp space each was granted, and where it writes. The file system's free
    * space already excludes what they have written so far, so only the rest of each grant is held back.
    */
   private readonly inFlight = new Map<string, { granted: number }>();
+  /** Repositories waiting for a mirror in flight to finish (adaptive lanes wait for disk instead of failing). */
+  private diskWaiters: Array<() => void> = [];
+  private finishedMirrors = 0;
 
   constructor(
     private readonly settings: BackupSettings,
@@ -392,6 +410,19 @@ class RepoWorker {
     }
   }
 
+  /**
+   * The reuse pass: the repository's archive copied from the previous run when its refs did not change; undefined
+   * when it is to be made in full. A failure (only a cancel gets here) is the repository's, not the run's.
+   */
+  async reuseOnly(planned: PlannedRepo): Promise<RepoResult | undefined> {
+    const started = Date.now();
+    try {
+      return await this.reuse(planned, started);
+    } catch (err) {
+      return { repo: planned.repo, status: 'failed', error: redact(errorMessage(err)), durationMs: Date.now() - started };
+    }
+  }
+
   private get contentType(): string {
     return this.settings.encryption ? 'application/octet-stream' : this.settings.archiveFormat === 'zip' ? 'application/zip' : 'application/gzip';
   }
@@ -427,8 +458,6 @@ class RepoWorker {
     // than this (a full disk is then reported as such, without retries).
     const need = Math.ceil(repo.size * 1.1) + (16 << 20);
     try {
-      const reused = await this.reuse(planned, started);
-      if (reused) return reused;
       await this.reserveDisk(dir, need, label);
       const env = this.deps.gitEnv(repo.remoteUrl);
       await withRetry(`git clone ${label}`, async () => {
@@ -465,6 +494,10 @@ class RepoWorker {
     } finally {
       this.inFlight.delete(dir);
       await removeQuietly(dir, (m) => log.warn(m));
+      const waiters = this.diskWaiters;
+      this.diskWaiters = [];
+      this.finishedMirrors++;
+      for (const wake of waiters) wake();
     }
   }
 
@@ -474,14 +507,35 @@ class RepoWorker {
    * wrote, so each holds back only the part of its grant it has not used yet.
    */
   private async reserveDisk(dir: string, bytes: number, label: string): Promise<void> {
-    const free = await (this.deps.freeBytes ?? freeBytes)(this.runTemp);
-    let pending = 0;
-    for (const [other, { granted }] of this.inFlight) pending += Math.max(0, granted - (await usedBytes(other)));
-    if (free - pending < bytes) {
-      throw new RunError(`not enough disk space for ${label}: its mirror needs about ${formatBytes(bytes)} but ${formatBytes(Math.max(0, free - pending))} is free in ${this.settings.run.tempDir} (Agent.TempDirectory). ` +
-        `${pending > 0 ? `Clones in progress still need ${formatBytes(pending)} of the ${formatBytes(free)} left. ` : ''}Free space, lower concurrency, or use an agent with a larger disk.`);
+    for (;;) {
+      const generation = this.finishedMirrors;
+      const free = await (this.deps.freeBytes ?? freeBytes)(this.runTemp);
+      let pending = 0;
+      let written = 0;
+      // A snapshot: a mirror that finishes while we measure is still counted (and we are woken when it is gone).
+      const others = [...this.inFlight];
+      for (const [other, { granted }] of others) {
+        const used = await usedBytes(other);
+        written += used;
+        pending += Math.max(0, granted - used);
+      }
+      if (free - pending >= bytes) break;
+      // Adaptive lanes never go beyond what the disk grants: a lane the pacer added waits for a mirror in flight
+      // to finish (and free its space) when that would make room; a fixed `concurrency` fails as it always did.
+      if (!(this.settings.concurrency.auto && others.length > 0 && free + written >= bytes)) {
+        this.refuseDisk(free, pending, bytes, label);
+      }
+      this.deps.log.debug(`${label}: waiting for a mirror in progress to finish (needs ${formatBytes(bytes)}, ${formatBytes(Math.max(0, free - pending))} free after the clones in progress).`);
+      // A mirror that finished while we measured: measure again rather than wait for the next one.
+      if (generation !== this.finishedMirrors) continue;
+      await new Promise<void>((resolve) => this.diskWaiters.push(resolve));
     }
     this.inFlight.set(dir, { granted: bytes });
+  }
+
+  private refuseDisk(free: number, pending: number, bytes: number, label: string): never {
+    throw new RunError(`not enough disk space for ${label}: its mirror needs about ${formatBytes(bytes)} but ${formatBytes(Math.max(0, free - pending))} is free in ${this.settings.run.tempDir} (Agent.TempDirectory). ` +
+      `${pending > 0 ? `Clones in progress still need ${formatBytes(pending)} of the ${formatBytes(free)} left. ` : ''}Free space, lower concurrency, or use an agent with a larger disk.`);
   }
 
   private async store(planned: PlannedRepo, name: string, dir: string, facts: { refs: number; lfsObjects: number; bytes: number }) {

@@ -101,3 +101,72 @@ export class Pacer {
     return this.current;
   }
 }
+
+/** How many repositories run at once: a fixed number, or adaptive (a Pacer from `start` up to `max`). */
+export interface Lanes {
+  auto: boolean;
+  start: number;
+  max: number;
+}
+
+export const AUTO_LANES = { start: 4, max: 16 } as const;
+/** The reuse pass (incremental runs): copies are latency-bound and use no disk or CPU, so it runs this many times wider. */
+export const REUSE_WIDTH = 4;
+export const REUSE_MAX = 32;
+
+/** The lanes of the reuse pass: `REUSE_WIDTH` × the most the normal pass may use, at most `REUSE_MAX`. */
+export function reuseLanes(lanes: Lanes): number {
+  return Math.min(REUSE_MAX, REUSE_WIDTH * lanes.max);
+}
+
+export interface PacedRun {
+  /** The lanes at the end (fixed: the number given). */
+  final: number;
+  /** The most lanes that were in use at once. */
+  peak: number;
+  steps: PaceStep[];
+}
+
+/**
+ * Runs `fn` over `items`, at most `lanes` at once: fixed, or adaptive (`pacer` asked after each item, which
+ * returns its archive bytes). A lane over the current figure ends after its item; a new figure above the running
+ * lanes starts more at once. Stops taking new items once `signal` aborts. `onChange` hears every change of the figure.
+ */
+export async function forEachPaced<T>(
+  items: T[], limit: number | Pacer, signal: AbortSignal | undefined,
+  fn: (item: T, index: number) => Promise<number>, onChange?: (lanes: number, step: PaceStep) => void,
+): Promise<PacedRun> {
+  const pacer = typeof limit === 'number' ? undefined : limit;
+  const target = () => (pacer ? pacer.lanes : (limit as number));
+  let next = 0;
+  let running = 0;
+  let peak = 0;
+  let failure: unknown;
+  return new Promise<PacedRun>((resolve, reject) => {
+    const finish = () => {
+      if (running > 0) return;
+      if (failure !== undefined) reject(failure);
+      else resolve({ final: target(), peak, steps: pacer ? pacer.steps : [] });
+    };
+    const fill = () => {
+      while (running < target() && next < items.length && !signal?.aborted && failure === undefined) {
+        const index = next++;
+        running++;
+        peak = Math.max(peak, running);
+        fn(items[index], index).then((bytes) => {
+          if (pacer) {
+            const before = pacer.lanes;
+            const after = pacer.finished(bytes);
+            if (after !== before) onChange?.(after, pacer.steps[pacer.steps.length - 1]);
+          }
+        }, (err) => { failure ??= err; }).finally(() => {
+          running--;
+          fill();
+          finish();
+        });
+      }
+    };
+    fill();
+    finish();
+  });
+}

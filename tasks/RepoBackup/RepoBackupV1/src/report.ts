@@ -41,6 +41,8 @@ export interface RunReport {
    * the run Failed, and the manifest says the run is incomplete.
    */
   gaps: string[];
+  /** How many repositories ran at once (the final figure of an adaptive run). */
+  lanes?: string;
 }
 
 export function counts(results: RepoResult[]) {
@@ -127,6 +129,7 @@ export function summaryMarkdown(settings: BackupSettings, plan: Plan, report: Ru
     '',
     `Organization **${settings.organization.name}** → ${destination}${settings.shard.total > 1 ? ` · job ${settings.shard.position} of ${settings.shard.total}` : ''} · ${formatBytes(c.bytes)} in ${seconds} s`,
     manifestStored ? `\nManifest: \`${manifestStored}\`` : '',
+    report.lanes ? `\nParallel repositories: ${report.lanes}.` : '',
     ...report.gaps.map((g) => `\n> ❌ **Incomplete:** ${cell(g)}`),
     ...report.warnings.map((w) => `\n> ⚠️ ${cell(w)}`),
     '',

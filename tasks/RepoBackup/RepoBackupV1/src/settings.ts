@@ -11,6 +11,7 @@ import { RetryPolicy } from '../../../common/src/retry';
 import { BACKUP_SAS_NEEDS, ContainerSas, INCREMENTAL_SAS_NEEDS } from '../../../common/src/sas';
 import { parseFilter, RepoFilter } from './filter';
 import { pipelineStartOf } from './plan';
+import { AUTO_LANES, Lanes } from './pace';
 
 export type DestinationSettings =
   /** Exactly one of `sas` (blobAuth: sas) and `entra` (blobAuth: serviceConnection) is set. */
@@ -41,7 +42,8 @@ export interface BackupSettings {
   includeLfs: boolean;
   includeWikis: boolean;
   archiveFormat: ArchiveFormat;
-  concurrency: number;
+  /** Repositories at once: `auto` (the default) adapts from 4 up to 16; a number is fixed. */
+  concurrency: Lanes;
   onRepoFailure: 'fail' | 'warn';
   verify: boolean;
   dryRun: boolean;
@@ -61,6 +63,15 @@ export interface BackupSettings {
 
 export const MAX_CONCURRENCY = 64;
 
+/** `concurrency`: empty or `auto` = adaptive (4 up to 16 lanes); a whole number 1–64 = that many, fixed. */
+export function readConcurrency(host: TaskHost): Lanes {
+  const raw = host.input('concurrency')?.trim();
+  if (raw === undefined || raw === '' || /^auto$/i.test(raw)) return { auto: true, ...AUTO_LANES };
+  if (!/^[+-]?\d+$/.test(raw)) throw new InputError('concurrency', `'${raw}' is not a whole number or 'auto'. Use auto (adapts from ${AUTO_LANES.start} up to ${AUTO_LANES.max}) or a number from 1 to ${MAX_CONCURRENCY}.`);
+  const n = readInteger(host, 'concurrency', AUTO_LANES.start, 1, MAX_CONCURRENCY);
+  return { auto: false, start: n, max: n };
+}
+
 export async function readBackupSettings(host: TaskHost, taskVersion: string, now = new Date()): Promise<BackupSettings> {
   const organization = readOrganization(host);
   // Before the credentials: a bad entry fails before anything is set up.
@@ -70,7 +81,7 @@ export async function readBackupSettings(host: TaskHost, taskVersion: string, no
   const destination = await readDestination(host, now, incremental);
   const filter = parseFilter(host.input('repositories'));
   const archiveFormat = readPickList(host, 'archiveFormat', ['zip', 'tar.gz'] as const, 'zip');
-  const concurrency = readInteger(host, 'concurrency', 4, 1, MAX_CONCURRENCY);
+  const concurrency = readConcurrency(host);
   const onRepoFailure = readPickList(host, 'onRepoFailure', ['fail', 'warn'] as const, 'fail');
   const includeLfs = readBoolean(host, 'includeLfs', true);
   const includeWikis = readBoolean(host, 'includeWikis', true);
