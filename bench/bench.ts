@@ -38,7 +38,9 @@ const ALL_SECTIONS: Section[] = ['local', 'net-compare', 'sweep', 'incremental',
 const NETWORK_SECTIONS: Section[] = ['net-compare', 'sweep', 'incremental', 'org'];
 const NET_BEGIN = '<!-- network sections: begin (BENCH_ONLY=network npm run bench rewrites this block) -->';
 const NET_END = '<!-- network sections: end -->';
-const SWEEP = [1, 2, 4, 8, 16];
+/** Fixed lane counts, and 0 = the default `auto` (adaptive lanes). */
+const SWEEP = [1, 2, 4, 8, 16, 0];
+const laneLabel = (c: number) => (c === 0 ? 'auto' : String(c));
 const SWEEP_ROUNDS = Number(process.env.BENCH_SWEEP_ROUNDS ?? 1);
 const ORG_REPOS = Number(process.env.BENCH_ORG_REPOS ?? 5000);
 
@@ -513,7 +515,7 @@ interface IncRun { label: string; result: string; wallMs: number; cpuSeconds: nu
 interface IncResult { runs: IncRun[]; changed: string[]; changedBytes: number }
 
 async function runSweepPoint(env: Env, concurrency: number, name: string): Promise<Measure> {
-  const { wallMs, mon } = await runBackupTask(env, name, { concurrency: String(concurrency) });
+  const { wallMs, mon } = await runBackupTask(env, name, concurrency === 0 ? {} : { concurrency: String(concurrency) });
   const up = await taskBlobTotals(env);
   return { variant: 'repobackup', round: 0, wallMs, ...mon, uploaded: up.bytes, blobs: up.blobs, serverCpu: 0, azuriteCpu: 0, loadBefore: 0 };
 }
@@ -601,7 +603,7 @@ async function networkBench(env: Env, link: Link, sections: Set<Section>): Promi
       for (let round = 1; round <= SWEEP_ROUNDS; round++) {
         const k = ((round - 1) * 3) % points.length;
         for (const p of [...points.slice(k), ...points.slice(0, k)]) {
-          await measure({ label: `concurrency ${p.c}, ${p.where}`, group: 'sweep', concurrency: p.c, where: p.where, round }, () =>
+          await measure({ label: `concurrency ${laneLabel(p.c)}, ${p.where}`, group: 'sweep', concurrency: p.c, where: p.where, round }, () =>
             runSweepPoint(p.where === 'network' ? netEnv : env, p.c, `bench-sweep-${p.where}-${p.c}-${round}`));
         }
       }
@@ -673,7 +675,7 @@ function netReport(r: { link: Link; rows: NetRow[]; inc?: IncResult | string; or
   const sw = r.rows.filter((x) => x.group === 'sweep');
   if (sw.length) {
     L.push('### Concurrency sweep, network vs no network (the same run)', '');
-    L.push(`RepoBackup@1, default inputs but \`concurrency\`; ${SWEEP_ROUNDS} round(s), the 10 points rotated; medians. Load before each run: ${sw.map((x) => x.loadBefore.toFixed(1)).join(', ')}.`, '');
+    L.push(`RepoBackup@1, default inputs but \`concurrency\`; ${SWEEP_ROUNDS} round(s), the ${SWEEP.length * 2} points rotated; medians. Load before each run: ${sw.map((x) => x.loadBefore.toFixed(1)).join(', ')}.`, '');
     L.push('| concurrency | over the network | no network | network / no network |');
     L.push('|---|---|---|---|');
     const best = { network: Infinity, local: Infinity } as Record<'network' | 'local', number>;
@@ -683,22 +685,22 @@ function netReport(r: { link: Link; rows: NetRow[]; inc?: IncResult | string; or
       const l = wallOf(sw.filter((x) => x.concurrency === c && x.where === 'local'));
       if (n < best.network) { best.network = n; bestC.network = c; }
       if (l < best.local) { best.local = l; bestC.local = c; }
-      L.push(`| ${c}${c === CONCURRENCY ? ' (default)' : ''} | ${secs(n)} | ${secs(l)} | ${(n / l).toFixed(2)}× |`);
+      L.push(`| ${c === 0 ? 'auto (the default: adapts from 4 up to 16)' : c} | ${secs(n)} | ${secs(l)} | ${(n / l).toFixed(2)}× |`);
     }
-    const at4 = (w: 'network' | 'local') => wallOf(sw.filter((x) => x.concurrency === CONCURRENCY && x.where === w));
-    L.push('', `Fastest: concurrency ${bestC.network} over the network (${secs(best.network)}; the default ${CONCURRENCY} is ${((at4('network') / best.network - 1) * 100).toFixed(0)}% slower), ` +
-      `concurrency ${bestC.local} with no network (${secs(best.local)}; the default ${((at4('local') / best.local - 1) * 100).toFixed(0)}% slower).`, '');
+    const at4 = (w: 'network' | 'local') => wallOf(sw.filter((x) => x.concurrency === 0 && x.where === w));
+    L.push('', `Fastest: concurrency ${laneLabel(bestC.network)} over the network (${secs(best.network)}; the default auto is ${((at4('network') / best.network - 1) * 100).toFixed(0)}% slower), ` +
+      `concurrency ${laneLabel(bestC.local)} with no network (${secs(best.local)}; the default auto ${((at4('local') / best.local - 1) * 100).toFixed(0)}% slower).`, '');
     // Within 10% of the fastest counts as as good (one round on a shared machine is noisier than that).
     const good = (w: 'network' | 'local') => SWEEP.filter((c) => wallOf(sw.filter((x) => x.concurrency === c && x.where === w)) <= best[w] * 1.1);
     const gn = good('network');
     const gl = good('local');
     const depends = !gn.some((c) => gl.includes(c));
-    L.push(`Within 10% of the fastest: ${gn.join(', ')} over the network; ${gl.join(', ')} with no network. ` +
+    L.push(`Within 10% of the fastest: ${gn.map(laneLabel).join(', ')} over the network; ${gl.map(laneLabel).join(', ')} with no network. ` +
       (depends
         ? 'No value is good in both: **the best concurrency depends on the network**, so a fixed default guesses.'
-        : `${gn.filter((c) => gl.includes(c)).join(', ')} ${gn.filter((c) => gl.includes(c)).length > 1 ? 'are' : 'is'} good in both here; the default ${CONCURRENCY} is ${gn.includes(CONCURRENCY) && gl.includes(CONCURRENCY) ? 'among them' : 'not among them'}.`) +
+        : `${gn.filter((c) => gl.includes(c)).map(laneLabel).join(', ')} ${gn.filter((c) => gl.includes(c)).length > 1 ? 'are' : 'is'} good in both here; the default auto is ${gn.includes(0) && gl.includes(0) ? 'among them' : 'not among them'}.`) +
       ' Latency makes each repository wait (connection setups, ref negotiation, upload round trips), which more lanes hide; with no network, more lanes only compete for the same 2 cores (git, the task, and here the services too). On a real agent the services\' CPU is elsewhere, so the network side of this table is the better guide.', '');
-    L.push('**Proposed: adapt at run time** (not wired into the task yet; the rule is `tasks/RepoBackup/RepoBackupV1/src/pace.ts`, tested in `test/unit/pace.test.ts`). Start with `concurrency` lanes (4); after every few finished repositories (at least 8, or 10 s), compare the throughput of the last window (archive bytes + repositories per second) with the window before. While it rises by ≥ 10%, add a lane (up to 16, and never more lanes than the temporary disk allows: free space / largest mirror); when it falls, drop back one lane and hold for a few windows. A `concurrency` set by the user stays the cap. Throughput, not latency, is the signal: a network-bound run grows (each lane waits on round trips), a CPU- or disk-bound run stops growing at the knee, and a run against a throttling service (429) backs off.', '');
+    L.push('**Adapted at run time** (`concurrency: auto`, the default; `tasks/RepoBackup/RepoBackupV1/src/pace.ts`, `test/unit/pace.test.ts`): start with 4 lanes; after each window (at least 8 finished repositories and 10 s) compare the throughput (archive bytes + repositories per second) with the window before; while it rises by ≥ 10% add a lane (up to 16, never beyond what the temporary disk holds), when it falls drop one and hold. A number in `concurrency` is fixed. A run as short as this corpus gets about one decision, so `auto` here shows little more than its start; the windows matter on organizations that take minutes to hours. Incremental runs copy unchanged repositories first in a wide pass (32 at once).', '');
   }
 
   if (r.sections.has('incremental')) L.push('### Incremental: first run, second run unchanged, second run with 10% changed (over the network)', '');
@@ -726,7 +728,7 @@ function netReport(r: { link: Link; rows: NetRow[]; inc?: IncResult | string; or
     L.push(`${r.org ?? 'not run'}.`, '');
   } else {
     const o = r.org;
-    L.push(`${o.repos.toLocaleString('en')} tiny repositories (copies of one two-commit repository with a tag, test/harness/bulk.ts; made in ${secs(o.buildMs)}). The first run at concurrency ${o.firstConcurrency} without verify (bench time), then one commit on ${o.changed} repositories, then the second run with default inputs; both \`incremental: true\`.`, '');
+    L.push(`${o.repos.toLocaleString('en')} tiny repositories (copies of one two-commit repository with a tag, test/harness/bulk.ts; made in ${secs(o.buildMs)}). The first run at concurrency ${o.firstConcurrency} without verify (bench time), then one commit on ${o.changed} repositories, then the second run with default inputs (concurrency auto) but verify false as in the first; both \`incremental: true\`.`, '');
     L.push('| run | wall | result | entries copied / all | stand-in requests | Blob requests |');
     L.push('|---|---|---|---|---|---|');
     const fmt = (c: Counts) => Object.entries(c).sort().map(([k, v]) => `${k} ${v}`).join(', ');
