@@ -4,6 +4,7 @@
  * stored beside it (blob metadata `sha256`, or the `<name>.sha256` file a folder destination writes), and lists
  * manifests. It knows nothing of git or archives.
  */
+import { createHash } from 'crypto';
 import type { TokenCredential } from '@azure/core-auth';
 import { AnonymousCredential, ContainerClient } from '@azure/storage-blob';
 import { createReadStream, promises as fsp } from 'fs';
@@ -23,6 +24,45 @@ export interface SourceObject {
   sha256From?: string;
   /** Other metadata stored with the object (blob metadata), keys lower-case. */
   metadata: Record<string, string>;
+}
+
+/** A manifest is a few MB even for 5,000 repositories: anything larger is not one. */
+export const MAX_MANIFEST_BYTES = 64 << 20;
+
+/** `readChecked`: the object is larger than allowed. */
+export class TooLargeError extends Error {
+  constructor(readonly maxBytes: number) {
+    super(`larger than ${maxBytes >> 20} MB`);
+    this.name = 'TooLargeError';
+  }
+}
+
+/** `readChecked`: the bytes do not match the SHA-256 stored beside them. */
+export class ChecksumMismatchError extends Error {
+  constructor(readonly actual: string, readonly expected: string, readonly from: string) {
+    super(`its SHA-256 is ${actual} but ${from} says ${expected}`);
+    this.name = 'ChecksumMismatchError';
+  }
+}
+
+/** Reads a small object whole (at most `maxBytes`), checked against the SHA-256 stored beside it when there is one. */
+export async function readChecked(obj: SourceObject, maxBytes = MAX_MANIFEST_BYTES): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of obj.stream as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > maxBytes) {
+      obj.stream.destroy();
+      throw new TooLargeError(maxBytes);
+    }
+    chunks.push(chunk);
+  }
+  const bytes = Buffer.concat(chunks);
+  if (obj.sha256) {
+    const actual = createHash('sha256').update(bytes).digest('hex');
+    if (actual !== obj.sha256) throw new ChecksumMismatchError(actual, obj.sha256, obj.sha256From ?? 'the stored checksum');
+  }
+  return bytes;
 }
 
 export interface ManifestInfo {

@@ -8,7 +8,7 @@ import { ArchiveFormat } from '../../../common/src/archive';
 import { RunError } from '../../../common/src/errors';
 import { Ref } from '../../../common/src/git';
 import { Logger } from '../../../common/src/host';
-import { ArchivedError, MANIFESTS_PREFIX, ManifestInfo, Source } from '../../../common/src/sources';
+import { ArchivedError, MANIFESTS_PREFIX, ManifestInfo, readChecked, Source } from '../../../common/src/sources';
 
 /**
  * sha256 of what a mirror clone takes: the sorted `<oid> <ref>` lines of every ref under `refs/` (peeled `^{}`
@@ -130,7 +130,6 @@ function shapeChange(before: ArchiveShape, now: ArchiveShape): string | undefine
 
 const JOB = /manifest\.job-(\d+)-of-(\d+)(~\d+)?\.json$/;
 const MAX_FOLDERS_TRIED = 10;
-const MAX_MANIFEST_BYTES = 64 << 20;
 
 /** `<org>/<date>/<run>` of a manifest name in either layout (`manifests/<org>/<date>/<run>/…`, or `<org>/<date>/<run>/…`). */
 export function runFolderOf(manifest: string): string | undefined {
@@ -233,22 +232,7 @@ async function completeness(source: Source, organization: string, list: Manifest
 }
 
 async function readJson(source: Source, name: string, signal?: AbortSignal): Promise<ReadManifest['json']> {
-  const obj = await source.open(name, signal);
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of obj.stream as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > MAX_MANIFEST_BYTES) {
-      obj.stream.destroy();
-      throw new Error(`larger than ${MAX_MANIFEST_BYTES >> 20} MB`);
-    }
-    chunks.push(chunk);
-  }
-  const bytes = Buffer.concat(chunks);
-  if (obj.sha256) {
-    const actual = createHash('sha256').update(bytes).digest('hex');
-    if (actual !== obj.sha256) throw new Error(`its SHA-256 is ${actual} but ${obj.sha256From} says ${obj.sha256}`);
-  }
+  const bytes = await readChecked(await source.open(name, signal));
   const json = JSON.parse(bytes.toString('utf8'));
   if (!json || typeof json !== 'object' || !Array.isArray(json.repositories)) throw new Error('not a RepoBackup manifest');
   return json;

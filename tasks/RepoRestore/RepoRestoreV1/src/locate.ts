@@ -2,12 +2,11 @@
  * Locate: which archive to restore and which SHA-256 values it must match. By path, or by a repository in a
  * manifest (the newest manifest that lists it, when none is named).
  */
-import { createHash } from 'crypto';
 import { ArchiveFormat } from '../../../common/src/archive';
 import { RunError } from '../../../common/src/errors';
 import { formatOfName } from '../../../common/src/extract';
 import { Logger } from '../../../common/src/host';
-import { ArchivedError, ManifestInfo, NotFoundError, Source } from '../../../common/src/sources';
+import { ArchivedError, ChecksumMismatchError, ManifestInfo, NotFoundError, readChecked, Source, TooLargeError } from '../../../common/src/sources';
 import { archivedMessage, BlobLocation, rehydrateHint } from './fetch';
 import { Selection } from './settings';
 
@@ -45,7 +44,6 @@ export interface Located {
 
 /** How many manifests are read, newest first, when looking for a repository without a named manifest. */
 export const MAX_MANIFESTS_SEARCHED = 200;
-const MAX_MANIFEST_BYTES = 64 << 20;
 const SHA256 = /^[0-9a-f]{64}$/;
 
 const same = (a: string, b: string) => a.normalize('NFC').localeCompare(b.normalize('NFC'), undefined, { sensitivity: 'accent' }) === 0;
@@ -143,20 +141,13 @@ export async function readManifest(source: Source, name: string, signal?: AbortS
     if (err instanceof NotFoundError) throw new RunError(`Input 'manifest': ${err.message}. Give its path relative to the container or folder root, e.g. manifests/contoso/2026-12-02/1234.1/manifest.json.`);
     throw err;
   }
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of obj.stream as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > MAX_MANIFEST_BYTES) {
-      obj.stream.destroy();
-      throw new RunError(`'${name}' is larger than ${MAX_MANIFEST_BYTES >> 20} MB; it is not a RepoBackup manifest.`);
-    }
-    chunks.push(chunk);
-  }
-  const bytes = Buffer.concat(chunks);
-  if (obj.sha256) {
-    const actual = createHash('sha256').update(bytes).digest('hex');
-    if (actual !== obj.sha256) throw new RunError(`Manifest '${name}' is corrupt or was changed: its SHA-256 is ${actual} but ${obj.sha256From} says ${obj.sha256}.`);
+  let bytes: Buffer;
+  try {
+    bytes = await readChecked(obj);
+  } catch (err) {
+    if (err instanceof TooLargeError) throw new RunError(`'${name}' is larger than ${err.maxBytes >> 20} MB; it is not a RepoBackup manifest.`);
+    if (err instanceof ChecksumMismatchError) throw new RunError(`Manifest '${name}' is corrupt or was changed: its SHA-256 is ${err.actual} but ${err.from} says ${err.expected}.`);
+    throw err;
   }
   let json: { tool?: unknown; repositories?: unknown };
   try {
