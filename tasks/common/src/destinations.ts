@@ -3,12 +3,13 @@
  */
 import type { TokenCredential } from '@azure/core-auth';
 import { AnonymousCredential, BlockBlobClient, BlockBlobTier, ContainerClient } from '@azure/storage-blob';
-import { constants as fsConstants, createReadStream, promises as fsp } from 'fs';
+import { constants as fsConstants, promises as fsp } from 'fs';
 import * as path from 'path';
 import { Readable } from 'stream';
 import { finished, pipeline } from 'stream/promises';
-import { createHash, randomBytes } from 'crypto';
+import { randomBytes } from 'crypto';
 import { RunError } from './errors';
+import { sha256OfFile } from './mirror';
 import { redact } from './credentials';
 import { NameTakenError, probePublishing, publishFile, PublishFs, PublishMethod, realFs } from './platform/publish';
 import { removeQuietly, RemoveOptions } from './platform/remove';
@@ -431,8 +432,7 @@ export class BlobDestination implements Destination {
       if (size <= (this.tuning.putFromUrlMax ?? PUT_FROM_URL_MAX) && !this.noPutFromUrl) {
         try {
           await target.syncUploadFromURL(sourceUrl, {
-            ...common, sourceAuthorization, copySourceBlobProperties: false,
-            sourceConditions: etag ? { ifMatch: etag } : undefined,
+            ...common, sourceAuthorization, sourceConditions, copySourceBlobProperties: false,
             blobHTTPHeaders: { blobContentType: options.contentType ?? 'application/octet-stream' },
           });
           return etag ? 'trusted' : 'check';
@@ -444,7 +444,7 @@ export class BlobDestination implements Destination {
           this.noPutFromUrl = true;
         }
       }
-      const poller = await target.beginCopyFromURL(sourceUrl, { ...common, sourceConditions: etag ? { ifMatch: etag } : undefined, intervalInMs: 2000 });
+      const poller = await target.beginCopyFromURL(sourceUrl, { ...common, sourceConditions, intervalInMs: 2000 });
       const done = await poller.pollUntilDone();
       if (done.copyStatus && done.copyStatus !== 'success') throw new Error(`the asynchronous copy ended '${done.copyStatus}'`);
       return 'check';
@@ -728,9 +728,7 @@ export async function folderCopy(root: string, previous: string, name: string, e
     throw err;
   }
   if (size !== expected.size) throw new CopySourceError(`the previous archive '${previous}' has ${size} bytes, its manifest records ${expected.size}`);
-  const hash = createHash('sha256');
-  await pipeline(createReadStream(source, { highWaterMark: 1 << 20 }), hash);
-  const actual = hash.digest('hex');
+  const actual = await sha256OfFile(source);
   if (actual !== expected.sha256) throw new CopySourceError(`the previous archive '${previous}' hashes to ${actual}, its manifest records ${expected.sha256}`);
   await fsp.mkdir(path.dirname(target), { recursive: true });
   const sidecar = await claim(`${target}.sha256`, name);

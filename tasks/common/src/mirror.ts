@@ -26,13 +26,16 @@ export async function inventoryMirror(dir: string, verifyLfs: boolean): Promise<
     if (!m) continue;
     out.lfsObjects++;
     out.lfsBytes += size;
-    if (verifyLfs) {
-      const hash = createHash('sha256');
-      for await (const chunk of createReadStream(file, { highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
-      if (hash.digest('hex') !== m[1]) out.badLfsObjects.push(m[1]);
-    }
+    if (verifyLfs && (await sha256OfFile(file)) !== m[1]) out.badLfsObjects.push(m[1]);
   }
   return out;
+}
+
+/** The SHA-256 (lower-case hex) of a file's content, read in 1 MiB pieces. */
+export async function sha256OfFile(file: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(file, { highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
+  return hash.digest('hex');
 }
 
 /** Free bytes for an unprivileged writer in the file system that holds `dir`. */
